@@ -1,0 +1,43 @@
+"""Argument helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+from sim_models.spec import DEFAULT_CONFIG, T3Config, load_config
+
+from .errors import UsageError
+
+
+def add_config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE",
+                   help="hardware configuration TOML (keys of sim_models.spec.T3Config, "
+                        "optionally under [t3]); default: the paper's")
+
+
+def config_from_args(args: argparse.Namespace) -> T3Config:
+    return load_config(args.config) if getattr(args, "config", None) else DEFAULT_CONFIG
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return v
+
+
+def choice_error(name: str, value, allowed) -> UsageError:
+    return UsageError(f"{name}={value!r}: must be one of {', '.join(map(str, allowed))}")

@@ -1,0 +1,1 @@
+"""cocotb testbenches, reusable drivers/monitors/scoreboards, and their pytest entry points."""

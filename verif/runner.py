@@ -1,0 +1,105 @@
+"""Run cocotb testbenches under Icarus and Verilator through ``cocotb_tools.runner``.
+
+One build per (design, parameter set, simulator, waves), reused by every test that needs
+it; pass/fail read from the results file (``runner.test`` does not raise on failure).
+Test parameters reach the cocotb side as JSON in ``T3_TB_PARAMS`` (see :func:`tb_params`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build"
+SIMULATORS = ("icarus", "verilator")
+TIMESCALE = ("1ns", "1ps")
+
+_generated: dict[str, Path] = {}
+
+
+def _source_digest() -> str:
+    """Digest of the sources that determine generated Verilog (hw/ and the spec)."""
+    h = hashlib.sha256()
+    for p in sorted((REPO / "hw").rglob("*.py")) + sorted((REPO / "sim_models").glob("spec.py")) \
+            + sorted((REPO / "sim_models").glob("program.py")) + sorted((REPO / "sim_models").glob("regmap.py")):
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def params_key(top: str, params: dict[str, Any]) -> str:
+    blob = json.dumps(params, sort_keys=True, default=str)
+    return f"{top}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def verilog_for(top: str, params: dict[str, Any], factory: Callable[[], Any]) -> Path:
+    """Generate (or reuse) the Verilog of ``factory()`` as module ``top``.
+
+    Regenerates only when the parameters or the hw/spec sources changed, and writes the
+    file only when its text changed (Icarus rebuilds on mtime)."""
+    from hw.verilog import to_verilog, write_if_changed
+    key = params_key(top, params)
+    if key in _generated:
+        return _generated[key]
+    out = BUILD / "tb_verilog" / key / f"{top}.v"
+    stamp = out.with_suffix(".stamp")
+    digest = _source_digest()
+    if not (out.exists() and stamp.exists() and stamp.read_text() == digest):
+        write_if_changed(out, to_verilog(factory(), top))
+        stamp.write_text(digest)
+    _generated[key] = out
+    return out
+
+
+def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_module: str | Sequence[str],
+               params: dict[str, Any], testcase: str | Sequence[str] | None = None,
+               seed: int | None = None, waves: bool = False, build_key: str | None = None) -> Path:
+    """Build (cached) and run cocotb tests; raise AssertionError unless every test passed
+    and at least one ran. Returns the results file."""
+    from cocotb_tools.runner import get_runner
+    from cocotb_tools.check_results import get_results
+    from hw.lint import ensure_tool_path, waiver_args
+
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim={sim!r}: must be one of {', '.join(SIMULATORS)}")
+    ensure_tool_path()
+    if sim == "verilator" and shutil.which("ccache"):
+        os.environ.setdefault("OBJCACHE", "ccache")
+    sources = [verilog] if isinstance(verilog, (str, Path)) else list(verilog)
+    key = build_key or params_key(top, params)
+    build_dir = BUILD / "sim" / sim / (key + ("-waves" if waves else ""))
+    build_args: list[str] = []
+    if sim == "verilator":
+        build_args = [*waiver_args(), "-Wno-fatal", "-O2"]
+        if waves:
+            build_args.append("--trace-fst")
+    runner = get_runner(sim)
+    runner.build(verilog_sources=sources, hdl_toplevel=top, build_dir=build_dir,
+                 timescale=TIMESCALE, build_args=build_args, waves=waves, always=False)
+    modules = [test_module] if isinstance(test_module, str) else list(test_module)
+    tag = hashlib.sha256(json.dumps([modules, testcase, seed, params], sort_keys=True,
+                                    default=str).encode()).hexdigest()[:8]
+    test_dir = build_dir / f"run-{tag}"
+    test_dir.mkdir(parents=True, exist_ok=True)
+    env = {"T3_TB_PARAMS": json.dumps(params, sort_keys=True, default=str),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    results = runner.test(test_module=modules, hdl_toplevel=top, build_dir=build_dir,
+                          test_dir=test_dir, testcase=testcase, seed=seed, extra_env=env,
+                          timescale=TIMESCALE, waves=waves,
+                          results_xml=str(test_dir / "results.xml"))
+    num_tests, num_failed = get_results(results)
+    if num_tests == 0:
+        raise AssertionError(f"{sim}: no cocotb test ran ({results})")
+    if num_failed:
+        raise AssertionError(f"{sim}: {num_failed} of {num_tests} cocotb tests failed "
+                             f"(log above; results in {results})")
+    return Path(results)
+
+
+def tb_params() -> dict[str, Any]:
+    """Inside a cocotb test: the parameters the pytest entry point passed."""
+    return json.loads(os.environ.get("T3_TB_PARAMS", "{}"))
