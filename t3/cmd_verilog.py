@@ -56,8 +56,9 @@ def check_verilog(path: Path, top: str) -> tuple[bool, str]:
     from hw.lint import iverilog_compile, lint
     ok1, m1 = lint(path, top)
     ok2, m2 = iverilog_compile(path, top, path.with_suffix(".vvp"))
-    p = subprocess.run([_yosys(), "-q", "-p", f"read_verilog -sv {path}; synth -top {top}"],
-                       capture_output=True, text=True)
+    # yowasp tools see only the working directory: run there with a relative name.
+    p = subprocess.run([_yosys(), "-q", "-p", f"read_verilog -sv {path.name}; synth -top {top}"],
+                       capture_output=True, text=True, cwd=path.parent)
     ok3 = p.returncode == 0
     msgs = [m for ok, m in ((ok1, "lint: " + m1), (ok2, "iverilog: " + m2),
                             (ok3, "yosys: " + p.stderr.strip())) if not ok]

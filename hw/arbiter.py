@@ -1,0 +1,152 @@
+"""Memory-controller arbiter (MCA) between the compute and the communication streams.
+
+Two policies, selected at run time by the ``policy`` input (a register in the T3 unit):
+
+* ``Policy.FIFO`` -- the plain baseline: round-robin between the two streams whenever both
+  have a request (equal share of memory bandwidth, as a FIFO memory queue would give
+  under steady contention).
+* ``Policy.MCA`` -- the paper's T3-MCA: the compute stream (the GEMM's requests) always
+  wins; a communication request is granted only while compute has nothing to issue *and*
+  the memory queue occupancy ``queue_level`` is below ``threshold``. To bound how long
+  communication can wait, a request that has waited ``starve_limit`` cycles is granted
+  next, ahead of compute.
+
+Starvation bound (proved formally in a later issue, tested here): with ``out.ready``
+held high, a communication request waits at most ``starve_limit`` cycles from the first
+cycle it is valid to its grant.
+
+Stream rules: a grant presented on ``out`` is held (same source, same payload) until it
+is accepted, so ``out.valid``/``out.payload`` never change while stalled.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Policy", "MemoryArbiter"]
+
+
+class Policy(enum.IntEnum):
+    FIFO = 0
+    MCA = 1
+
+
+class MemoryArbiter(wiring.Component):
+    """Two-input arbiter with the plain (round-robin) and MCA policies.
+
+    Parameters (keyword-only)
+    ----------
+    payload_shape : shape of the request payload (the same on both inputs).
+    level_bits : width of ``queue_level`` / ``threshold`` (memory-queue occupancy, entries).
+    starve_bits : width of ``starve_limit`` and of the wait counter (cycles).
+
+    Ports
+    -----
+    compute, comm : In(stream) -- request streams.
+    out : Out(stream) -- granted requests.
+    policy : In(1) -- :class:`Policy`.
+    queue_level : In(level_bits) -- current occupancy of the memory queue (entries).
+    threshold : In(level_bits) -- MCA: communication issues only while queue_level < threshold.
+    starve_limit : In(starve_bits) -- MCA: cycles after which a waiting communication
+        request is granted ahead of compute (0 behaves as 1).
+    comm_wait_max : Out(starve_bits + 1) -- longest wait of a communication request seen
+        (cycles from valid to grant; saturates).
+    starved_grants : Out(32) -- communication grants forced by the starvation limit.
+    """
+
+    def __init__(self, *, payload_shape, level_bits: int, starve_bits: int = 16):
+        for name, v, lo, hi in (("level_bits", level_bits, 1, 16), ("starve_bits", starve_bits, 1, 32)):
+            if not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"MemoryArbiter: {name}={v!r}: must be an integer in [{lo}, {hi}]")
+        self._payload_shape = payload_shape
+        self._level_bits = level_bits
+        self._starve_bits = starve_bits
+        super().__init__({
+            "compute": In(stream.Signature(payload_shape)),
+            "comm": In(stream.Signature(payload_shape)),
+            "out": Out(stream.Signature(payload_shape)),
+            "policy": In(1),
+            "queue_level": In(level_bits),
+            "threshold": In(level_bits),
+            "starve_limit": In(starve_bits),
+            "comm_wait_max": Out(starve_bits + 1),
+            "starved_grants": Out(32),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an input's valid to ``out.valid`` (combinational grant)."""
+        return 0
+
+    def elaborate(self, platform):
+        m = Module()
+        # Grant state: `hold` keeps a presented-but-not-accepted grant stable.
+        hold = Signal()
+        hold_comm = Signal()
+        last_comm = Signal()          # round-robin pointer: source of the last grant
+        wait = Signal(self._starve_bits + 1)
+
+        starved = Signal()
+        limit = Signal(self._starve_bits + 1)
+        m.d.comb += limit.eq(self.starve_limit)
+        m.d.comb += starved.eq(self.comm.valid & (wait + 1 >= limit))
+
+        pick_comm = Signal()
+        with m.If(hold):
+            m.d.comb += pick_comm.eq(hold_comm)
+        with m.Elif(self.policy == Policy.MCA):
+            below = Signal()
+            m.d.comb += below.eq(self.queue_level < self.threshold)
+            m.d.comb += pick_comm.eq(self.comm.valid & (starved | (~self.compute.valid & below)))
+        with m.Else():  # round-robin
+            m.d.comb += pick_comm.eq(self.comm.valid & (~self.compute.valid | ~last_comm))
+
+        with m.If(pick_comm):
+            m.d.comb += [
+                self.out.valid.eq(self.comm.valid),
+                self.out.payload.eq(self.comm.payload),
+                self.comm.ready.eq(self.out.ready),
+            ]
+        with m.Else():
+            m.d.comb += [
+                self.out.valid.eq(self.compute.valid),
+                self.out.payload.eq(self.compute.payload),
+                self.compute.ready.eq(self.out.ready),
+            ]
+
+        fire = Signal()
+        m.d.comb += fire.eq(self.out.valid & self.out.ready)
+        m.d.sync += hold.eq(self.out.valid & ~self.out.ready)
+        m.d.sync += hold_comm.eq(pick_comm)
+        with m.If(fire):
+            m.d.sync += last_comm.eq(pick_comm)
+
+        # Wait counter of the communication request at the head of `comm`.
+        comm_granted = Signal()
+        m.d.comb += comm_granted.eq(fire & pick_comm)
+        cur = Signal.like(wait)
+        m.d.comb += cur.eq(wait + 1)
+        with m.If(comm_granted | ~self.comm.valid):
+            m.d.sync += wait.eq(0)
+        with m.Elif(wait != (1 << len(wait)) - 1):
+            m.d.sync += wait.eq(cur)
+        with m.If(comm_granted & (wait > self.comm_wait_max)):
+            m.d.sync += self.comm_wait_max.eq(wait)
+        with m.If(comm_granted & self.compute.valid & (self.policy == Policy.MCA) & ~hold):
+            m.d.sync += self.starved_grants.eq(self.starved_grants + 1)
+        return m
+
+
+def _design(cfg):
+    from hw import layouts
+    return MemoryArbiter(payload_shape=layouts.memory_request(cfg),
+                         level_bits=max(1, cfg.mem_queue_depth.bit_length()),
+                         starve_bits=16)
+
+
+from hw import designs as _designs  # noqa: E402  (registration at import)
+_designs.register("t3_memory_arbiter", _design)

@@ -1,0 +1,120 @@
+"""Model of one ring link: fixed latency and a fractional bandwidth, as synthesizable RTL.
+
+A packet accepted on ``tx`` at cycle t is offered on ``rx`` no earlier than cycle
+``t + latency``. Bandwidth is a token bucket: every cycle ``num`` tokens are added (up
+to ``den + num - 1``, so a backlogged link never loses tokens), and sending one packet
+costs ``den`` tokens, so ``num`` packets leave every ``den`` cycles on average
+(``num/den`` lines per cycle), in bursts of at most ``ceil((den + num - 1) / den)``
+packets. The minimum latency is 2 cycles (the FIFO's buffered read port). Packets in flight wait in a FIFO (storage: lib.memory through
+SyncFIFOBuffered) together with their release time; when the FIFO is full, ``tx`` is
+backpressured -- no packet is ever dropped.
+
+``latency``, ``num`` and ``den`` are input ports, so the ring top can drive them from
+registers or constants. The FIFO must hold ``bandwidth x latency`` packets to sustain
+the full bandwidth: :meth:`depth_for` gives the depth the ring top uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["LinkModel"]
+
+
+class LinkModel(wiring.Component):
+    """Ports: ``tx`` (In stream), ``rx`` (Out stream), ``latency`` (In, cycles >= 1),
+    ``num``/``den`` (In, lines per cycle = num/den, 1 <= num <= den), ``busy_cycles``
+    (Out(32): cycles a packet was delivered), ``in_flight`` (Out: packets inside)."""
+
+    TIME_BITS = 32
+
+    def __init__(self, *, payload_shape, depth: int, latency_bits: int = 20, credit_bits: int = 9):
+        if not isinstance(depth, int) or depth < 2:
+            raise ValueError(f"LinkModel: depth={depth!r}: must be an integer >= 2")
+        if not isinstance(latency_bits, int) or not 1 <= latency_bits <= 30:
+            raise ValueError(f"LinkModel: latency_bits={latency_bits!r}: must be in [1, 30]")
+        if not isinstance(credit_bits, int) or not 1 <= credit_bits <= 16:
+            raise ValueError(f"LinkModel: credit_bits={credit_bits!r}: must be in [1, 16]")
+        self._payload_shape = payload_shape
+        self._depth = depth
+        self._latency_bits = latency_bits
+        self._credit_bits = credit_bits
+        super().__init__({
+            "tx": In(stream.Signature(payload_shape)),
+            "rx": Out(stream.Signature(payload_shape)),
+            "latency": In(latency_bits),
+            "num": In(credit_bits),
+            "den": In(credit_bits),
+            "busy_cycles": Out(32),
+            "in_flight": Out(range(depth + 1)),
+        })
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @staticmethod
+    def depth_for(latency_cycles: int, lines_per_cycle: float) -> int:
+        """FIFO depth that sustains ``lines_per_cycle`` over ``latency_cycles`` (power of 2)."""
+        need = math.ceil(latency_cycles * lines_per_cycle) + 2
+        return 1 << max(1, math.ceil(math.log2(need)))
+
+    def elaborate(self, platform):
+        m = Module()
+        tb = self.TIME_BITS
+        entry = data.StructLayout({"due": tb, "payload": self._payload_shape})
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=entry.size, depth=self._depth)
+
+        now = Signal(tb)
+        m.d.sync += now.eq(now + 1)
+
+        # Enqueue with the release time.
+        w = data.View(entry, q.w_data)
+        m.d.comb += [
+            w.due.eq(now + self.latency),
+            w.payload.eq(self.tx.payload),
+            q.w_en.eq(self.tx.valid),
+            self.tx.ready.eq(q.w_rdy),
+        ]
+
+        # Token bucket: +num per cycle, capped at den; a packet costs den.
+        tokens = Signal(self._credit_bits + 1)
+        r = data.View(entry, q.r_data)
+        due = Signal()
+        # (now - due) as a signed difference handles the wrap of the free-running clock.
+        diff = Signal(tb)
+        m.d.comb += diff.eq(now - r.due)
+        m.d.comb += due.eq(~diff[tb - 1])
+        can_send = Signal()
+        m.d.comb += can_send.eq(q.r_rdy & due & (tokens >= self.den))
+        m.d.comb += [
+            self.rx.valid.eq(can_send),
+            self.rx.payload.eq(r.payload),
+            q.r_en.eq(can_send & self.rx.ready),
+        ]
+        refill = Signal(self._credit_bits + 2)
+        m.d.comb += refill.eq(tokens + self.num - (q.r_en.as_unsigned() * self.den))
+        cap = Signal(self._credit_bits + 2)
+        m.d.comb += cap.eq(self.den + self.num - 1)   # never lose tokens while backlogged
+        with m.If(refill > cap):
+            m.d.sync += tokens.eq(cap)
+        with m.Else():
+            m.d.sync += tokens.eq(refill)
+        with m.If(q.r_en):
+            m.d.sync += self.busy_cycles.eq(self.busy_cycles + 1)
+        m.d.comb += self.in_flight.eq(q.level)
+        return m
+
+
+def _design(cfg):
+    from hw import layouts
+    return LinkModel(payload_shape=layouts.link_packet(cfg),
+                     depth=LinkModel.depth_for(cfg.link_latency_cycles, cfg.link_lines_per_cycle))
+
+
+from hw import designs as _designs  # noqa: E402  (registration at import)
+_designs.register("t3_link", _design)

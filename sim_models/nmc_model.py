@@ -1,0 +1,136 @@
+"""Golden model of the compute-enhanced memory (storage + near-memory ALU).
+
+The memory holds ``cfg.mem_depth_lines`` lines of ``cfg.lanes`` elements, stored as raw
+bit patterns (numpy ``uint16`` for fp16/bf16, ``uint32`` for fp32) and zero at reset.
+Requests (:class:`sim_models.spec.Op`) run in program order:
+
+* ``READ``   returns the line (a copy); ``mask`` is ignored;
+* ``STORE``  ``line[i] = data[i]`` for every lane ``i`` whose ``mask`` bit is set;
+* ``UPDATE`` ``line[i] = add(line[i], data[i])`` for every masked lane, with
+  :func:`sim_models.fparith.add_bits` (IEEE round-to-nearest-even, canonical NaN).
+
+The hardware (hw/nmc.py) flags a bad request with its sticky ``error`` output and drops
+its effect; the model refuses it with a one-line :class:`~sim_models.spec.ConfigError`
+instead, so a testbench must not feed it requests it expects the hardware to reject.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .fparith import add_bits
+from .spec import ConfigError, Op, T3Config
+
+__all__ = ["ComputeMemoryModel", "Request"]
+
+#: one request: (op, addr, mask, data); data is a sequence of ``lanes`` raw elements
+Request = tuple[int, int, int, Sequence[int]]
+
+
+class ComputeMemoryModel:
+    """Bit-exact reference of :class:`hw.nmc.ComputeMemory` (storage, order, arithmetic)."""
+
+    def __init__(self, cfg: T3Config) -> None:
+        if not isinstance(cfg, T3Config):
+            raise ConfigError(f"cfg={cfg!r}: must be a T3Config")
+        self.cfg = cfg
+        self.fmt = cfg.fmt
+        self.lanes = cfg.lanes
+        self.depth = cfg.mem_depth_lines
+        self.dtype = np.dtype(self.fmt.uint_dtype)
+        self.mem = np.zeros((self.depth, self.lanes), dtype=self.dtype)
+        # bit i of a mask -> lane i
+        self._lane_bits = np.left_shift(1, np.arange(self.lanes, dtype=np.uint64)).astype(np.uint64)
+
+    # ---- validation ------------------------------------------------------------------
+    def _check(self, op: int, addr: int, mask: int) -> Op:
+        try:
+            o = Op(op)
+        except ValueError:
+            raise ConfigError(f"op={op!r}: must be one of "
+                              f"{', '.join(f'{x.value} ({x.name})' for x in Op)}") from None
+        if not isinstance(addr, (int, np.integer)) or not 0 <= addr < self.depth:
+            raise ConfigError(f"addr={addr!r}: must be a line address in [0, {self.depth - 1}]")
+        if not isinstance(mask, (int, np.integer)) or not 0 <= mask < (1 << self.lanes):
+            raise ConfigError(f"mask={mask!r}: must be a {self.lanes}-bit lane mask "
+                              f"in [0, {(1 << self.lanes) - 1}]")
+        return o
+
+    def _data(self, data) -> np.ndarray:
+        arr = np.asarray(data)
+        if arr.shape != (self.lanes,):
+            raise ConfigError(f"data shape {arr.shape}: must be ({self.lanes},) raw "
+                              f"{self.fmt.name} elements")
+        if arr.dtype != self.dtype:
+            if np.any(arr < 0) or np.any(arr > np.iinfo(self.dtype).max):
+                raise ConfigError(f"data: every element must be a raw {self.fmt.width}-bit "
+                                  f"{self.fmt.name} pattern")
+            arr = arr.astype(self.dtype)
+        return arr
+
+    def lane_mask(self, mask: int) -> np.ndarray:
+        """Mask integer -> boolean array of ``lanes`` (lane i = bit i)."""
+        return (np.uint64(mask) & self._lane_bits) != 0
+
+    # ---- requests --------------------------------------------------------------------
+    def apply(self, op: int, addr: int, mask: int = 0, data=None) -> np.ndarray | None:
+        """Execute one request; return the line (raw bits, a copy) for READ, else None."""
+        o = self._check(op, addr, mask)
+        if o is Op.READ:
+            return self.mem[addr].copy()
+        d = self._data(data)
+        sel = self.lane_mask(mask)
+        line = self.mem[addr]
+        if o is Op.STORE:
+            line[sel] = d[sel]
+        else:
+            line[sel] = add_bits(self.fmt, line[sel], d[sel])
+        return None
+
+    def run(self, requests: Iterable[Request]) -> list[np.ndarray]:
+        """Execute requests in order; return the READ lines in order (one per READ).
+
+        Vectorised: requests are grouped into runs in which no line is touched twice,
+        and each run is executed with whole-array numpy operations (a run keeps program
+        order because its requests touch distinct lines)."""
+        reqs = list(requests)
+        for op, addr, mask, _ in reqs:
+            self._check(op, addr, mask)
+        out: list[np.ndarray] = []
+        start = 0
+        while start < len(reqs):
+            seen: set[int] = set()
+            end = start
+            while end < len(reqs) and reqs[end][1] not in seen:
+                seen.add(int(reqs[end][1]))
+                end += 1
+            out.extend(self._run_distinct(reqs[start:end]))
+            start = end
+        return out
+
+    def _run_distinct(self, reqs: list[Request]) -> list[np.ndarray]:
+        ops = np.array([int(r[0]) for r in reqs])
+        addrs = np.array([int(r[1]) for r in reqs], dtype=np.int64)
+        reads = ops == Op.READ
+        result = [line for line in self.mem[addrs[reads]].copy()]
+        w = ~reads
+        if w.any():
+            wi = np.flatnonzero(w)
+            data = np.stack([self._data(reqs[i][3]) for i in wi])
+            masks = np.stack([self.lane_mask(int(reqs[i][2])) for i in wi])
+            a = addrs[wi]
+            old = self.mem[a]
+            summed = add_bits(self.fmt, old, data)
+            new = np.where((ops[wi] == Op.UPDATE)[:, None], summed, data)
+            self.mem[a] = np.where(masks, new, old)
+        return result
+
+    # ---- inspection ------------------------------------------------------------------
+    def line(self, addr: int) -> np.ndarray:
+        self._check(Op.READ, addr, 0)
+        return self.mem[addr].copy()
+
+    def snapshot(self) -> np.ndarray:
+        return self.mem.copy()
