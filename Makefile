@@ -36,3 +36,6 @@ bench: $(PY)
 
 clean:
 	rm -rf build reports .pytest_cache
+
+formal: $(PY)
+	$(PY) -m verif.formal

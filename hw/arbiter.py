@@ -58,6 +58,10 @@ class MemoryArbiter(wiring.Component):
     starved_grants : Out(32) -- communication grants forced by the starvation limit.
     """
 
+    # Mutation hooks for the formal tests (a deliberately broken subclass must be caught).
+    _hold_grants = True
+    _starvation_guard = True
+
     def __init__(self, *, payload_shape, level_bits: int, starve_bits: int = 16):
         for name, v, lo, hi in (("level_bits", level_bits, 1, 16), ("starve_bits", starve_bits, 1, 32)):
             if not isinstance(v, int) or not lo <= v <= hi:
@@ -93,7 +97,8 @@ class MemoryArbiter(wiring.Component):
         starved = Signal()
         limit = Signal(self._starve_bits + 1)
         m.d.comb += limit.eq(self.starve_limit)
-        m.d.comb += starved.eq(self.comm.valid & (wait + 1 >= limit))
+        if self._starvation_guard:
+            m.d.comb += starved.eq(self.comm.valid & (wait + 1 >= limit))
 
         pick_comm = Signal()
         with m.If(hold):
@@ -120,7 +125,8 @@ class MemoryArbiter(wiring.Component):
 
         fire = Signal()
         m.d.comb += fire.eq(self.out.valid & self.out.ready)
-        m.d.sync += hold.eq(self.out.valid & ~self.out.ready)
+        if self._hold_grants:
+            m.d.sync += hold.eq(self.out.valid & ~self.out.ready)
         m.d.sync += hold_comm.eq(pick_comm)
         with m.If(fire):
             m.d.sync += last_comm.eq(pick_comm)

@@ -111,12 +111,12 @@ class FloatAdder(wiring.Component):
         """Hand ``bundle`` to the next step: through a register when a cut follows
         ``step``, else combinationally. Only ``valid`` has a reset; data registers are
         plain flip-flops (their value is don't-care while ``valid`` is 0)."""
-        sync = step in STAGE_CUTS[self._stages]
+        domain = "sync" if step in STAGE_CUTS[self._stages] else "comb"
         out = {}
         for key, v in bundle.items():
             v = Value.cast(v)
             s = Signal(v.shape(), name=f"{step}_{key}", reset_less=(key != "valid"))
-            (m.d.sync if sync else m.d.comb).__iadd__(s.eq(v))
+            m.d[domain] += s.eq(v)
             out[key] = s
         return out
 

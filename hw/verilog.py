@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Iterable
 
 from amaranth.back import verilog
+
+_REPO = Path(__file__).resolve().parent.parent
 
 
 def to_verilog(component, name: str) -> str:
@@ -30,3 +34,15 @@ def generate(component, name: str, out_dir: str | Path) -> Path:
     path = Path(out_dir) / f"{name}.v"
     write_if_changed(path, to_verilog(component, name))
     return path
+
+
+def source_digest(extra: Iterable[str | Path] = ()) -> str:
+    """Digest (16 hex digits) of the sources that determine generated Verilog: every
+    module under hw/ and the spec files it reads; ``extra`` files are hashed after them
+    (e.g. a flow's own scripts, so that its cache is invalidated when they change)."""
+    sim = _REPO / "sim_models"
+    h = hashlib.sha256()
+    for p in sorted((_REPO / "hw").rglob("*.py")) + sorted(sim.glob("spec.py")) \
+            + sorted(sim.glob("program.py")) + sorted(sim.glob("regmap.py")) + [Path(e) for e in extra]:
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]

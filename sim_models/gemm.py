@@ -244,6 +244,12 @@ class Chunk:
     def lines(self) -> int:
         return self.limit - self.base
 
+    @property
+    def stage_order(self) -> tuple[int, ...]:
+        """Devices in stage order: ``stage_order[s - 1]`` computes this chunk at stage s
+        (the same list as ``ring_order``)."""
+        return self.ring_order
+
 
 def split_chunks(gemm: GemmSpec, geo: OutputGeometry) -> list[Chunk]:
     """Cut the output along the outer dimension into ``devices`` chunks on WG-row

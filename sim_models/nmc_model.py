@@ -23,7 +23,7 @@ import numpy as np
 from .fparith import add_bits
 from .spec import ConfigError, Op, T3Config
 
-__all__ = ["ComputeMemoryModel", "Request"]
+__all__ = ["ComputeMemoryModel", "Request", "random_trace", "accept_schedule"]
 
 #: one request: (op, addr, mask, data); data is a sequence of ``lanes`` raw elements
 Request = tuple[int, int, int, Sequence[int]]
@@ -134,3 +134,48 @@ class ComputeMemoryModel:
 
     def snapshot(self) -> np.ndarray:
         return self.mem.copy()
+
+
+def random_trace(cfg: T3Config, rng, n: int, *, hot_lines: int = 4,
+                 hot_prob: float = 0.8, op_weights: Sequence[float] = (1, 1, 2),
+                 raw_prob: float = 0.1) -> list[Request]:
+    """``n`` random valid requests for tests: with probability ``hot_prob`` the address
+    is one of ``hot_lines`` lines (heavy same-line reuse), else any line; ops weighted
+    READ:STORE:UPDATE by ``op_weights``; random masks; data mostly small values in
+    [-8, 8) (sums stay finite and round often), with probability ``raw_prob`` an element
+    is a random raw bit pattern (NaN, infinity, subnormal, ...). ``rng`` is a
+    ``random.Random``: the same seed gives the same trace."""
+    from .fparith import from_float
+    fmt, lanes = cfg.fmt, cfg.lanes
+    hot = [rng.randrange(cfg.mem_depth_lines) for _ in range(hot_lines)]
+    ops = rng.choices(list(Op), weights=op_weights, k=n)
+    out: list[Request] = []
+    for op in ops:
+        addr = rng.choice(hot) if rng.random() < hot_prob else rng.randrange(cfg.mem_depth_lines)
+        mask = rng.choice([(1 << lanes) - 1, rng.randrange(1 << lanes)])
+        vals = from_float(fmt, [rng.uniform(-8, 8) for _ in range(lanes)])
+        raw = [rng.randrange(1 << fmt.width) if rng.random() < raw_prob else int(v) for v in vals]
+        out.append((int(op), addr, mask if op != Op.READ else 0,
+                    np.array(raw, dtype=fmt.uint_dtype)))
+    return out
+
+
+def accept_schedule(requests: Sequence[Request], alu_latency: int) -> list[int]:
+    """Cycle (from 0) at which the hardware accepts each request when they are offered
+    back to back and responses are never held back: one request per cycle, except that
+    an UPDATE is accepted no earlier than ``alu_latency`` cycles after the last older
+    UPDATE to the same line whose mask overlaps its own (docs/nmc.md, "the bubble").
+    READ and STORE never wait, nor does anything after a STORE or a READ."""
+    cycles: list[int] = []
+    last_update: dict[int, list[tuple[int, int]]] = {}   # addr -> [(mask, cycle)]
+    for op, addr, mask, _ in requests:
+        c = cycles[-1] + 1 if cycles else 0
+        if op == Op.UPDATE:
+            for m, cu in last_update.get(addr, ()):
+                if m & mask:
+                    c = max(c, cu + alu_latency)
+            # keep only the entries that can still delay a later UPDATE
+            last_update[addr] = [(m, cu) for m, cu in last_update.get(addr, ())
+                                 if cu + alu_latency > c] + [(mask, c)]
+        cycles.append(c)
+    return cycles

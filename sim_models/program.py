@@ -32,7 +32,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
-from .spec import ConfigError, FireOp, ProducerAction, T3Config
+from .spec import CONTRIB_BITS, ConfigError, FireOp, ProducerAction, T3Config
 
 __all__ = ["Region", "TileGeometry", "DeviceProgram", "wf_id", "split_wf_id"]
 
@@ -163,8 +163,8 @@ class Region:
             bad("dest_base", f"translated range overflows memory depth {depth}")
         for name in ("update_contribs", "store_contribs"):
             v = getattr(self, name)
-            if not isinstance(v, int) or not (0 <= v <= 15):
-                bad(name, "must be an integer in [0, 15]")
+            if not isinstance(v, int) or not (0 <= v < (1 << CONTRIB_BITS)):
+                bad(name, f"must be an integer in [0, {(1 << CONTRIB_BITS) - 1}]")
         if self.store_fire == FireOp.UPDATE:
             bad("store_fire", "an all-gather arrival can fire NONE or STORE, not UPDATE")
         for name in ("pitch", "outer_extent", "inner_extent", "tile_outer", "tile_inner"):

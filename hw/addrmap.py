@@ -1,0 +1,247 @@
+"""Address map (the paper's ``remote_map``): classify producer requests and link arrivals.
+
+Also home of the helpers the track & trigger blocks share: the region register layout
+(from :func:`sim_models.spec.region_fields`), the tile-geometry arithmetic of
+:meth:`sim_models.program.Region.tile` split into two pipeline steps, sticky error flags
+and event counters.
+
+:class:`AddressMap` has two independent lanes, each a one-stage pipeline (1 cycle from
+acceptance to output, one request per cycle per lane):
+
+* ``producer`` (local GPU requests, :func:`spec.producer_request_fields`): by the region
+  holding ``addr`` (first match; regions never overlap) and its ``producer`` action:
+  LOCAL or no region -> ``local[0]`` untracked; REMOTE -> ``remote`` as a link packet
+  {op, dest = next_device, addr - base + remote_base, wf_id, data}; TRACKED -> ``local[0]``
+  tracked with phase 0 for UPDATE, 1 for STORE.
+* ``ingress`` (link packets from the previous device): UPDATE into a region with
+  update_contribs > 0 and STORE into one with store_contribs > 0 are tracked (phase by
+  op), everything else is a plain local request on ``local[1]``. The packet's ``dest`` is
+  not checked (the ring delivers only packets for this device).
+
+Errors (sticky until ``clear``; the first offending address is kept in ``err_addr``): a
+line address >= ``mem_depth_lines`` (``addr_range``) or a READ (``bad_op``, neither
+producers nor the link may read): the request is consumed and not applied anywhere.
+Memory requests carry a full lane mask (producers and the link move whole lines).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sim_models import spec
+from sim_models.spec import ConfigError, Op, ProducerAction, T3Config
+
+from . import designs, layouts
+
+__all__ = ["AddressMap", "region_layout", "regions_layout", "tracked_request", "fire_layout",
+           "tile_step1", "tile_step2", "check_cfg", "Sticky", "count_event", "ERROR_LAYOUT"]
+
+COUNTER_BITS = 32
+ERROR_LAYOUT = data.StructLayout({"addr_range": 1, "bad_op": 1})
+
+
+def check_cfg(who: str, cfg) -> T3Config:
+    if not isinstance(cfg, T3Config):
+        raise ConfigError(f"{who}: cfg={cfg!r}: must be a sim_models.spec.T3Config")
+    return cfg
+
+
+def region_layout(cfg: T3Config) -> data.StructLayout:
+    return layouts.struct(spec.region_fields(cfg))
+
+
+def regions_layout(cfg: T3Config) -> data.ArrayLayout:
+    return data.ArrayLayout(region_layout(cfg), cfg.regions)
+
+
+def tracked_request(cfg: T3Config) -> data.StructLayout:
+    return layouts.struct(spec.tracked_request_fields(cfg))
+
+
+def fire_layout(cfg: T3Config) -> data.StructLayout:
+    return layouts.struct(spec.fire_fields(cfg))
+
+
+def count_event(m: Module, counter: Signal, inc, clear) -> None:
+    """A wrapping event counter: += ``inc`` (a 1-bit event or a small count) every cycle,
+    zeroed by ``clear`` (clear wins)."""
+    with m.If(clear):
+        m.d.sync += counter.eq(0)
+    with m.Else():
+        m.d.sync += counter.eq(counter + inc)
+
+
+class Sticky:
+    """Sticky error flags plus the detail of the first error seen while all were clear.
+
+    ``events`` is a dict name -> 1-bit Value (this cycle's misuse); ``clear`` has the
+    flags' layout (write-1-to-clear per flag). A flag stays set until cleared (set wins
+    over clear in the same cycle)."""
+
+    def __init__(self, m: Module, flags, detail, *, clear, events: dict, detail_value) -> None:
+        any_new = Signal()
+        m.d.comb += any_new.eq(Cat(*events.values()).any())
+        for name, ev in events.items():
+            f = getattr(flags, name)
+            with m.If(ev):
+                m.d.sync += f.eq(1)
+            with m.Elif(getattr(clear, name)):
+                m.d.sync += f.eq(0)
+        with m.If(any_new & ((Value.cast(flags) & ~Value.cast(clear)) == 0)):
+            m.d.sync += detail.eq(detail_value)
+
+
+# ---- tile geometry (program.Region.tile), in two pipeline steps ------------------------
+
+def tile_step1(m: Module, cfg: T3Config, region, wf_id) -> dict[str, Value]:
+    """Step 1: the tile's offsets in the region, in rows and lines:
+    ``off_o = (tile_outer_idx - tile_outer0) * tile_outer`` (same inner), and whether
+    the tile index is not below the region's first tile (``ge``)."""
+    to = Value.cast(wf_id)[cfg.wf_inner_bits:]
+    ti = Value.cast(wf_id)[:cfg.wf_inner_bits]
+    lo = (to - region.tile_outer0)[:cfg.wf_outer_bits]
+    li = (ti - region.tile_inner0)[:cfg.wf_inner_bits]
+    return {"ge": (to >= region.tile_outer0) & (ti >= region.tile_inner0),
+            "off_o": lo * region.tile_outer, "off_i": li * region.tile_inner}
+
+
+def tile_step2(m: Module, cfg: T3Config, region, s1) -> dict[str, Value]:
+    """Step 2 (from the registered step 1): ``inside`` (the tile is in the region), the
+    clipped ``rows`` and ``row_lines`` and the tile's first line ``origin``."""
+    off_o, off_i = s1["off_o"], s1["off_i"]
+    inside = s1["ge"] & (off_o < region.outer_extent) & (off_i < region.inner_extent)
+    left_o = (region.outer_extent - off_o)[:cfg.count_bits + 1]
+    left_i = (region.inner_extent - off_i)[:cfg.count_bits + 1]
+    rows = Mux(region.tile_outer < left_o, region.tile_outer, left_o)[:cfg.count_bits]
+    row_lines = Mux(region.tile_inner < left_i, region.tile_inner, left_i)[:cfg.count_bits]
+    origin = (region.base + off_o * region.pitch + off_i)[:cfg.addr_bits]
+    return {"inside": inside, "rows": rows, "row_lines": row_lines, "origin": origin}
+
+
+def region_match(m: Module, cfg: T3Config, regions, addr) -> tuple[Value, Value]:
+    """(hit, index) of the first region whose [base, limit) holds ``addr``."""
+    hits = Cat(*((addr >= regions[i].base) & (addr < regions[i].limit) for i in range(cfg.regions)))
+    idx = Signal(cfg.region_bits)
+    for i in reversed(range(cfg.regions)):
+        with m.If(hits[i]):
+            m.d.comb += idx.eq(i)
+    return hits.any(), idx
+
+
+class AddressMap(wiring.Component):
+    """Classify producer requests and link arrivals by region (see the module doc).
+
+    Ports: ``producer`` (In), ``ingress`` (In), ``local`` (Out, array of 2 tracked-request
+    streams: [0] from the producer, [1] from the link), ``remote`` (Out link packets),
+    ``regions``/``next_device``/``enable`` (In, from the CSR), ``err`` (Out, sticky) /
+    ``clear`` (In, same layout, write-1-to-clear), ``err_addr`` /
+    ``err_addr`` / ``err_ingress`` (Out, sticky), counters ``producer_reqs``,
+    ``ingress_reqs``, ``remote_sent`` (Out), ``busy`` (Out).
+    """
+
+    LATENCY = 1          # accepted -> output valid, either lane
+
+    def __init__(self, *, cfg: T3Config):
+        self._cfg = check_cfg("AddressMap", cfg)
+        super().__init__({
+            "producer": In(stream.Signature(layouts.producer_request(cfg))),
+            "ingress": In(stream.Signature(layouts.link_packet(cfg))),
+            "local": Out(stream.Signature(tracked_request(cfg))).array(2),
+            "remote": Out(stream.Signature(layouts.link_packet(cfg))),
+            "regions": In(regions_layout(cfg)),
+            "next_device": In(cfg.device_bits),
+            "enable": In(1),
+            "clear": In(ERROR_LAYOUT),
+            "clear_counters": In(1),
+            "err": Out(ERROR_LAYOUT),
+            "err_addr": Out(cfg.addr_bits + 1),
+            "err_ingress": Out(1),
+            "producer_reqs": Out(COUNTER_BITS),
+            "ingress_reqs": Out(COUNTER_BITS),
+            "remote_sent": Out(COUNTER_BITS),
+            "busy": Out(1),
+        })
+
+    @property
+    def cfg(self) -> T3Config:
+        return self._cfg
+
+    @property
+    def latency(self) -> int:
+        """Cycles from acceptance to the output (either lane)."""
+        return self.LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        full_mask = (1 << cfg.lanes) - 1
+        events = {"addr_range": Signal(), "bad_op": Signal()}
+        err_addr = Signal(cfg.addr_bits + 1)
+        err_ingress = Signal()
+
+        # One stage register per lane; the producer stage feeds `local[0]` or `remote`.
+        busy = []
+        for lane, src in enumerate((self.producer, self.ingress)):
+            out = self.local[lane]
+            valid = Signal(name=f"v{lane}")
+            is_remote = Signal(name=f"rem{lane}")
+            local = Signal(tracked_request(cfg), name=f"loc{lane}")
+            remote = Signal(layouts.link_packet(cfg), name=f"pkt{lane}")
+            busy.append(valid)
+            leaving = Signal(name=f"leave{lane}")
+            if lane == 0:
+                m.d.comb += leaving.eq(Mux(is_remote, self.remote.ready, out.ready))
+                m.d.comb += [out.valid.eq(valid & ~is_remote), out.payload.eq(local),
+                             self.remote.valid.eq(valid & is_remote), self.remote.payload.eq(remote)]
+            else:
+                m.d.comb += [leaving.eq(out.ready), out.valid.eq(valid), out.payload.eq(local)]
+            with m.If(leaving):
+                m.d.sync += valid.eq(0)
+            m.d.comb += src.ready.eq(self.enable & (~valid | leaving))
+
+            p = src.payload
+            hit, idx = region_match(m, cfg, self.regions, p.addr)
+            reg = self.regions[idx]
+            is_store = p.op == Op.STORE
+            if lane == 0:
+                tracked = hit & (reg.producer == ProducerAction.TRACKED)
+                remote_now = hit & (reg.producer == ProducerAction.REMOTE)
+            else:
+                contribs = Mux(is_store, reg.store_contribs, reg.update_contribs)
+                tracked = hit & (contribs != 0)
+                remote_now = Const(0)
+            bad_range = p.addr >= cfg.mem_depth_lines
+            bad_op = p.op == Op.READ
+            accept = src.valid & src.ready
+            with m.If(accept):
+                with m.If(bad_range):
+                    m.d.comb += events["addr_range"].eq(1)
+                with m.Elif(bad_op):
+                    m.d.comb += events["bad_op"].eq(1)
+                with m.Else():
+                    m.d.sync += [
+                        valid.eq(1), is_remote.eq(remote_now),
+                        local.op.eq(p.op), local.addr.eq(p.addr), local.mask.eq(full_mask),
+                        local.data.eq(p.data), local.wf_id.eq(p.wf_id), local.region.eq(idx),
+                        local.phase.eq(is_store), local.tracked.eq(tracked),
+                        remote.op.eq(p.op), remote.dest.eq(self.next_device),
+                        remote.addr.eq(p.addr - reg.base + reg.remote_base),
+                        remote.wf_id.eq(p.wf_id), remote.data.eq(p.data),
+                    ]
+            counter = self.producer_reqs if lane == 0 else self.ingress_reqs
+            count_event(m, counter, accept, self.clear_counters)
+        # Detail of a producer-lane error wins over one on the link in the same cycle.
+        pp = self.producer.payload
+        pe = self.producer.valid & self.producer.ready & \
+            ((pp.addr >= cfg.mem_depth_lines) | (pp.op == Op.READ))
+        m.d.comb += [err_addr.eq(Mux(pe, pp.addr, self.ingress.payload.addr)), err_ingress.eq(~pe)]
+        Sticky(m, self.err, Cat(self.err_addr, self.err_ingress), clear=self.clear, events=events,
+               detail_value=Cat(err_addr, err_ingress))
+        count_event(m, self.remote_sent, self.remote.valid & self.remote.ready, self.clear_counters)
+        m.d.comb += self.busy.eq(Cat(*busy).any())
+        return m
+
+
+designs.register("t3_addrmap", lambda cfg: AddressMap(cfg=cfg))

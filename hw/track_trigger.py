@@ -1,0 +1,125 @@
+"""Track & trigger unit for block-level integration: address map, tracker, DMA and CSRs.
+
+::
+
+    producer ──► AddressMap ──local[0]──► TrackerTable ──mem──┐
+    ingress  ──►            ──local[1]──►              ─fire─►│DmaEngine
+                            ──remote──────────────┐           │  rd ─┐
+                                                  ▼           ▼      ▼
+                                       egress ◄─ merge ◄── dma.link   merge ──► mem
+                                                                mem_resp ──► dma.resp
+
+``mem`` carries every local request in the order it must be applied (tracker output and
+DMA READs, round-robin merged; a fire is raised only after its last update left the
+tracker, so every DMA READ of a tile follows the updates that completed it).
+``mem_resp`` answers READs in order (only the DMA reads). ``egress`` merges REMOTE
+producer stores and DMA packets round-robin. ``csr_req``/``csr_resp``: the register bus
+(docs/regmap.md). ``irq``: any sticky error flag is set.
+
+Trigger latency (no backpressure): the last update accepted on ``producer`` or
+``ingress`` in cycle t gives the first DMA READ on ``mem`` in cycle t + ``trigger_latency``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out, connect
+
+from sim_models import regmap
+from sim_models.spec import T3Config
+
+from . import designs, layouts
+from .addrmap import AddressMap, check_cfg
+from .csr import Csr, csr_request, csr_response
+from .dma import DmaEngine
+from .merge import StreamMerge
+from .tracker import TrackerTable
+
+__all__ = ["TrackTrigger"]
+
+
+class TrackTrigger(wiring.Component):
+    """The track & trigger unit (see the module doc)."""
+
+    def __init__(self, *, cfg: T3Config):
+        self._cfg = check_cfg("TrackTrigger", cfg)
+        regmap.registers(cfg)       # ConfigError now if the register map does not fit
+        super().__init__({
+            "producer": In(stream.Signature(layouts.producer_request(cfg))),
+            "ingress": In(stream.Signature(layouts.link_packet(cfg))),
+            "mem": Out(stream.Signature(layouts.memory_request(cfg))),
+            "mem_resp": In(stream.Signature(layouts.memory_response(cfg))),
+            "egress": Out(stream.Signature(layouts.link_packet(cfg))),
+            "csr_req": In(stream.Signature(csr_request(cfg))),
+            "csr_resp": Out(stream.Signature(csr_response(cfg))),
+            "irq": Out(1),
+        })
+
+    @property
+    def cfg(self) -> T3Config:
+        return self._cfg
+
+    @property
+    def trigger_latency(self) -> int:
+        """Cycles from the completing update's acceptance on ``producer``/``ingress`` to
+        the tile's first READ on ``mem`` (no backpressure): address map + tracker fire
+        + DMA issue."""
+        return AddressMap.LATENCY + TrackerTable.FIRE_LATENCY + DmaEngine.ISSUE_LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        m.submodules.amap = amap = AddressMap(cfg=cfg)
+        m.submodules.tracker = trk = TrackerTable(cfg=cfg)
+        m.submodules.dma = dma = DmaEngine(cfg=cfg)
+        m.submodules.csr = csr = Csr(cfg=cfg)
+        m.submodules.mem_merge = mm = StreamMerge(payload_shape=layouts.memory_request(cfg), n=2)
+        m.submodules.egress_merge = em = StreamMerge(payload_shape=layouts.link_packet(cfg), n=2)
+
+        connect(m, wiring.flipped(self.producer), amap.producer)
+        connect(m, wiring.flipped(self.ingress), amap.ingress)
+        for k in range(2):
+            connect(m, amap.local[k], trk.req[k])
+        connect(m, trk.mem, mm.i0)
+        connect(m, dma.rd, mm.i1)
+        connect(m, mm.o, wiring.flipped(self.mem))
+        connect(m, wiring.flipped(self.mem_resp), dma.resp)
+        connect(m, trk.fire, dma.fire)
+        connect(m, amap.remote, em.i0)
+        connect(m, dma.link, em.i1)
+        connect(m, em.o, wiring.flipped(self.egress))
+        connect(m, wiring.flipped(self.csr_req), csr.req)
+        connect(m, csr.resp, wiring.flipped(self.csr_resp))
+
+        ctrl, pulse, st, errs, clr = csr.ctrl, csr.pulse, csr.status, csr.errors, csr.err_clear
+        m.d.comb += [
+            amap.regions.eq(csr.regions), trk.regions.eq(csr.regions), dma.regions.eq(csr.regions),
+            amap.next_device.eq(ctrl.next_device), dma.next_device.eq(ctrl.next_device),
+            amap.enable.eq(ctrl.enable),
+            amap.clear_counters.eq(pulse.clear_counters), trk.clear_counters.eq(pulse.clear_counters),
+            dma.clear_counters.eq(pulse.clear_counters), trk.clear_history.eq(pulse.clear_history),
+        ]
+        flags = {**{n: getattr(amap.err, n) for n in amap.err.shape().members},
+                 **{n: getattr(trk.err, n) for n in trk.err.shape().members}}
+        for n, sig in flags.items():
+            m.d.comb += getattr(errs, n).eq(sig)
+            blk = amap if n in amap.err.shape().members else trk
+            m.d.comb += getattr(blk.clear, n).eq(getattr(clr, n))
+        m.d.comb += [
+            st.occupancy.eq(trk.occupancy),
+            st.busy.eq(amap.busy | trk.busy | dma.busy),
+            st.error.eq(self.irq),
+            st.err_addr.eq(amap.err_addr), st.err_addr_ingress.eq(amap.err_ingress),
+            st.err_wf_id.eq(trk.err_key.wf_id), st.err_phase.eq(trk.err_key.phase),
+            st.err_region.eq(trk.err_key.region),
+            st.producer_reqs.eq(amap.producer_reqs), st.ingress_reqs.eq(amap.ingress_reqs),
+            st.remote_sent.eq(amap.remote_sent), st.tracked_reqs.eq(trk.tracked_reqs),
+            st.fires.eq(trk.fires), st.stall_cycles.eq(trk.stall_cycles),
+            st.dma_tiles.eq(dma.tiles), st.dma_lines.eq(dma.lines),
+            self.irq.eq(Cat(*flags.values()).any()),
+        ]
+        return m
+
+
+designs.register("t3_track_trigger", lambda cfg: TrackTrigger(cfg=cfg))

@@ -1,0 +1,164 @@
+"""The paper sweep (every model x TP x sublayer x configuration), its summaries, and the
+parameter sweeps of ``t3 model --sweep``.
+
+Row fields: times in microseconds, bytes per device. ``dram_read_bytes`` and
+``dram_write_bytes`` count the GEMM and the reduce-scatter, the part of the sublayer
+whose data movement T3 changes (the paper's data-movement scope); the all-gather is
+identical in every configuration and is reported separately (``ag_dram_*``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .hardware import Hardware, load_hardware
+from .sublayer import CONFIGS, EXTRA_CONFIGS, evaluate
+from .workloads import Workloads, load_workloads
+
+__all__ = ["paper_rows", "summarize", "SUMMARY_SETS", "PAPER_HEADLINE", "SWEEPS",
+           "run_sweep", "geomean"]
+
+#: sublayer sets of the paper's summaries (model names)
+SUMMARY_SETS = {
+    # the paper's headline: every communication-heavy sublayer it evaluates (all five
+    # models at their TP degrees, OP / FC2 / FC1_bwd / IP_bwd: 28 instances)
+    "all": ("Mega-GPT-2", "T-NLG", "GPT-3", "PALM", "MT-NLG"),
+    "500B": ("PALM", "MT-NLG"),                 # the ~500B models, TP 32
+    "small": ("Mega-GPT-2", "T-NLG"),           # TP 8 and 16 (alternative reading)
+}
+
+#: the paper's abstract, in percent
+PAPER_HEADLINE = {
+    "speedup_geomean_pct": 30.0, "speedup_max_pct": 47.0,
+    "dram_reduction_geomean_pct": 22.0, "dram_reduction_max_pct": 36.0,
+    "speedup_500B_geomean_pct": 29.0,
+}
+
+
+def geomean(xs) -> float:
+    xs = list(xs)
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def paper_rows(hw: Hardware | None = None, wl: Workloads | None = None, *,
+               tokens: int | None = None, tp: tuple[int, ...] | None = None,
+               extended: bool = False) -> list[dict]:
+    """One row per instance and configuration (plus ``EXTRA_CONFIGS`` if ``extended``)."""
+    hw = hw or load_hardware()
+    wl = wl or load_workloads()
+    rows = []
+    for sub in wl.instances(tokens=tokens, tp=tp):
+        res = evaluate(hw, sub, extended=extended)
+        seq = res["sequential"]
+        seq_bytes = seq.traffic.gemm_read + seq.traffic.gemm_write + seq.traffic.rs_read \
+            + seq.traffic.rs_write
+        for cfg in res:
+            r = res[cfg]
+            t = r.traffic
+            rd, wr = t.gemm_read + t.rs_read, t.gemm_write + t.rs_write
+            rows.append({
+                "model": sub.model, "tp": sub.tp, "sublayer": sub.kind, "config": cfg,
+                "tokens": sub.tokens, "hidden": sub.hidden, "k": sub.k,
+                "time_us": r.time_s * 1e6,
+                "speedup": seq.time_s / r.time_s,
+                "gemm_us": r.gemm_s * 1e6, "rs_end_us": r.rs_end_s * 1e6, "ag_us": r.ag_s * 1e6,
+                "dram_read_bytes": int(round(rd)), "dram_write_bytes": int(round(wr)),
+                "dram_reduction": 1.0 - (rd + wr) / seq_bytes,
+                "gemm_dram_read_bytes": int(round(t.gemm_read)),
+                "gemm_dram_write_bytes": int(round(t.gemm_write)),
+                "rs_dram_read_bytes": int(round(t.rs_read)),
+                "rs_dram_write_bytes": int(round(t.rs_write)),
+                "ag_dram_read_bytes": int(round(t.ag_read)),
+                "ag_dram_write_bytes": int(round(t.ag_write)),
+                "nmc_internal_read_bytes": int(round(t.nmc_internal_read)),
+            })
+    return rows
+
+
+def _stats(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    return {"n": len(values), "geomean_pct": (geomean(values) - 1) * 100,
+            "max_pct": (max(values) - 1) * 100, "min_pct": (min(values) - 1) * 100}
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per configuration and sublayer set: speedup over sequential ("X% faster" =
+    T_seq/T - 1) and DRAM reduction (1 - bytes/bytes_seq), geomean / max / min.
+    A geomean of reductions is taken over the ratios bytes_seq/bytes as for speedups
+    and reported as 1 - 1/geomean."""
+    out: dict = {"sets": {k: list(v) for k, v in SUMMARY_SETS.items()}}
+    sets = SUMMARY_SETS
+    for cfg in CONFIGS + tuple(c for c in EXTRA_CONFIGS if any(r["config"] == c for r in rows)):
+        per = {}
+        for sname, models in sets.items():
+            sel = [r for r in rows if r["config"] == cfg and r["model"] in models]
+            sp = _stats([r["speedup"] for r in sel])
+            red = [1.0 / (1.0 - r["dram_reduction"]) for r in sel]
+            dm = {"n": len(red)}
+            if red:
+                dm.update(geomean_pct=(1 - 1 / geomean(red)) * 100,
+                          max_pct=(1 - 1 / max(red)) * 100)
+            per[sname] = {"speedup": sp, "dram_reduction": dm}
+        out[cfg] = per
+    m = out["t3_mca"]
+    ours = {
+        "speedup_geomean_pct": m["all"]["speedup"].get("geomean_pct"),
+        "speedup_max_pct": m["all"]["speedup"].get("max_pct"),
+        "dram_reduction_geomean_pct": m["all"]["dram_reduction"].get("geomean_pct"),
+        "dram_reduction_max_pct": m["all"]["dram_reduction"].get("max_pct"),
+        "speedup_500B_geomean_pct": m["500B"]["speedup"].get("geomean_pct"),
+    }
+    out["headline"] = {"config": "t3_mca", "paper": PAPER_HEADLINE, "model": ours}
+    return out
+
+
+# ---- parameter sweeps -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    label: str
+    values: tuple
+    doc: str
+
+
+SWEEPS = {
+    "tp": Sweep("tp", "TP degree", (4, 8, 16, 32, 64), "every model at each TP degree"),
+    "link-bw": Sweep("link-bw", "link GB/s", (50, 75, 150, 300, 600),
+                     "ring link bandwidth per direction"),
+    "tokens": Sweep("tokens", "tokens", (1024, 2048, 4096, 8192, 16384, 32768),
+                    "tokens per GEMM (sequence x micro-batch)"),
+    "compute2x": Sweep("compute2x", "matrix rate x", (1, 2, 4),
+                       "per-CU matrix FLOP/cycle scaled (future hardware)"),
+}
+
+
+def run_sweep(name: str, hw: Hardware | None = None, wl: Workloads | None = None) -> list[dict]:
+    """One summary per sweep value: geomean/max speedup of each config over all
+    sublayers (all models), plus the T3-MCA DRAM reduction."""
+    hw = hw or load_hardware()
+    wl = wl or load_workloads()
+    sw = SWEEPS[name]
+    out = []
+    for v in sw.values:
+        h, kw = hw, {}
+        if name == "tp":
+            kw["tp"] = (v,)
+        elif name == "link-bw":
+            h = hw.replace(link={"bandwidth_GBps": float(v)})
+        elif name == "tokens":
+            kw["tokens"] = v
+        elif name == "compute2x":
+            h = hw.replace(gpu={"matrix_flops_per_cu_cycle": hw.gpu.matrix_flops_per_cu_cycle * v})
+        rows = paper_rows(h, wl, **kw)
+        entry = {"sweep": name, "value": v}
+        for cfg in CONFIGS:
+            sp = [r["speedup"] for r in rows if r["config"] == cfg]
+            entry[f"{cfg}_geomean_pct"] = (geomean(sp) - 1) * 100
+            entry[f"{cfg}_max_pct"] = (max(sp) - 1) * 100
+        red = [1 / (1 - r["dram_reduction"]) for r in rows if r["config"] == "t3_mca"]
+        entry["t3_mca_dram_reduction_geomean_pct"] = (1 - 1 / geomean(red)) * 100
+        out.append(entry)
+    return out

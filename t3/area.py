@@ -1,0 +1,477 @@
+"""Per-block area and timing: runs the :mod:`t3.eda` flow on every registered design and
+collects the numbers into one JSON-ready dict (schema: :data:`DESIGN_KEYS`,
+:data:`TOP_KEYS`, documented in docs/area.md) plus a Markdown rendering.
+
+Results are cached per (design, configuration, sources) under ``build/area/``: the key
+hashes the design name, the full :class:`~sim_models.spec.T3Config`, the hw/ and spec
+sources (:func:`hw.verilog.source_digest`), the flow's own code and Liberty file and the
+tool versions. Each step's result is a file of its own, so e.g. ``--no-fpga`` followed by
+a full run only adds the FPGA steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from sim_models.spec import T3Config
+
+from . import eda, liberty
+
+__all__ = ["STEPS", "DESIGN_KEYS", "TOP_KEYS", "SCHEMA_ID", "CACHE_ROOT", "NOTES",
+           "UNIT_DESIGN", "GPU_CONTEXT", "measure_design", "collect", "to_markdown",
+           "cache_key"]
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE_ROOT = REPO / "build" / "area"
+SCHEMA_ID = "t3-area/1"
+
+#: flow steps, in order; ``runtime_s`` has one entry per step
+STEPS = ("verilog", "synth", "abc_cmos", "abc_liberty", "ecp5_synth", "nextpnr")
+FPGA_STEPS = ("ecp5_synth", "nextpnr")
+
+#: every key of a design's entry (always present; ``null`` when not measured), with unit
+DESIGN_KEYS: dict[str, str] = {
+    "status": "'ok', or 'error: <one line>' when the ASIC-style flow failed",
+    "cells": "Yosys generic cells after `synth` (SRAM macros excluded)",
+    "flip_flops": "single-bit flip-flops among them (includes small memories mapped to FFs)",
+    "memory_bits": "bits of every memory in the design (before mapping)",
+    "sram_bits": "bits of the memories >= sram_min_depth_words deep, counted as SRAM macros",
+    "sram_macros": "number of such memories",
+    "transistors": "CMOS transistors of the logic (flip-flops included, SRAM excluded)",
+    "nand2_eq": "transistors / 4: NAND2-equivalent gates of the logic",
+    "area_um2_est": "µm², logic mapped to the 45 nm area-only Liberty (estimate)",
+    "sram_area_um2_est": "µm², sram_bits x bit-cell area / array efficiency (estimate)",
+    "total_area_um2_est": "µm², area_um2_est + sram_area_um2_est",
+    "ecp5_lut4": "ECP5 LUT4s (LUT4 cells + 2 per CCU2C carry cell)",
+    "ecp5_ff": "ECP5 flip-flops (TRELLIS_FF)",
+    "ecp5_bram": "ECP5 18 Kib block RAMs (DP16KD)",
+    "ecp5_lutram": "ECP5 distributed RAMs (TRELLIS_DPR16X4, 16x4 bits each)",
+    "ecp5_dsp": "ECP5 multipliers (MULT18X18D)",
+    "fmax_mhz": "MHz, nextpnr-ecp5 Fmax of the block with registered I/O",
+    "fpga_status": "'ok', 'does not fit: ...', 'skipped (--no-fpga)' or 'error: ...'",
+    "runtime_s": "seconds per step (verilog, synth, abc_cmos, abc_liberty, ecp5_synth, "
+                 "nextpnr) of the run that produced the numbers; null = step not run",
+    "cached_steps": "steps whose result came from the cache in this run",
+    "note": "what the block is, when its numbers need a caveat (or null)",
+}
+
+#: keys of the top-level object
+TOP_KEYS: dict[str, str] = {
+    "schema": f"'{SCHEMA_ID}'",
+    "config": "the T3Config used (all fields)",
+    "technology": "Liberty source, cell areas (µm²), SRAM model constants",
+    "fpga": "device, package and the target clock of the FPGA runs",
+    "designs": "design name -> entry (DESIGN_KEYS)",
+    "tracker_storage": "tracker table storage next to the paper's ~19 KB (null: no tracker)",
+    "context": "the T3 unit (or the sum of its blocks) against an A100-class GPU",
+    "total_runtime_s": "seconds this collection took (cache hits included)",
+}
+
+#: the T3 unit's design name (when it exists, the context section uses it)
+UNIT_DESIGN = "t3_unit"
+
+#: designs whose numbers need a caveat: (role, note). Roles: "model" (not T3 hardware:
+#: left out of the sum of blocks), "dram" (its SRAM stands in for DRAM: only the logic
+#: is T3 cost), "inside" (a sub-block of another design: not summed twice).
+NOTES: dict[str, tuple[str, str]] = {
+    "t3_compute_memory": ("dram", "storage stands in for the DRAM banks (its SRAM estimate is "
+                                  "not T3 cost); the logic is the near-memory ALU, one "
+                                  "FloatAdder per lane, and its pipeline"),
+    "t3_link": ("model", "model of a ring link (latency + bandwidth) for the RTL runs, "
+                         "not T3 hardware"),
+    "t3_float_adder_fp16": ("inside", "one lane of the near-memory ALU"),
+    "t3_float_adder_bf16": ("inside", "one lane of the near-memory ALU"),
+    "t3_float_adder_fp32": ("inside", "one lane of the near-memory ALU"),
+}
+
+#: what the T3 unit is compared with; figures from the NVIDIA A100 Tensor Core GPU
+#: Architecture whitepaper (2020): GA100, 826 mm² in TSMC 7 nm (N7), 54.2 billion
+#: transistors; the A100 product has five HBM2 stacks on ten 512-bit memory controllers.
+GPU_CONTEXT = {
+    "gpu": "NVIDIA A100 (GA100)",
+    "die_area_mm2": 826.0,
+    "transistors": 54.2e9,
+    "process": "TSMC 7 nm (N7)",
+    "memory_controllers": 10,
+    "source": "NVIDIA A100 Tensor Core GPU Architecture whitepaper, 2020",
+}
+
+PAPER_TRACKER = {"entries": 256, "storage_kb": 19}
+
+Progress = Callable[[str], None]
+
+
+# --------------------------------------------------------------------------------------
+# Cache
+# --------------------------------------------------------------------------------------
+
+def _flow_files() -> list[Path]:
+    here = Path(__file__).resolve().parent
+    return [here / "eda.py", here / "liberty.py", liberty.LIBERTY_PATH]
+
+
+def cache_key(name: str, cfg: T3Config, *, device: eda.Ecp5Device, freq_mhz: float) -> str:
+    """Key of one design's results: everything that can change them."""
+    from hw.verilog import source_digest
+    blob = json.dumps({"design": name, "config": cfg.to_dict(),
+                       "sources": source_digest(_flow_files()), "tools": eda.tool_versions(),
+                       "device": device.name, "package": device.package, "freq_mhz": freq_mhz,
+                       "sram_min_depth": liberty.SRAM_MIN_DEPTH},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class _StepCache:
+    """One design's work directory; ``<step>.result.json`` holds a step's result."""
+
+    def __init__(self, workdir: Path):
+        self.dir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    def get(self, step: str) -> dict | None:
+        p = self.dir / f"{step}.result.json"
+        if not p.exists():
+            return None
+        try:
+            return json.loads(p.read_text())
+        except json.JSONDecodeError:
+            return None
+
+    def drop(self, step: str) -> None:
+        (self.dir / f"{step}.result.json").unlink(missing_ok=True)
+
+    def put(self, step: str, result: dict) -> None:
+        p = self.dir / f"{step}.result.json"
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, sort_keys=True, indent=1))
+        tmp.replace(p)
+
+
+# --------------------------------------------------------------------------------------
+# One design
+# --------------------------------------------------------------------------------------
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}"[:300] if not isinstance(e, eda.EdaError) else text[:300]
+
+
+def measure_design(name: str, factory: Callable[[T3Config], Any], cfg: T3Config, *,
+                   fpga: bool = True, cache_root: Path = CACHE_ROOT,
+                   device: eda.Ecp5Device = eda.ECP5_85K, freq_mhz: float = 100,
+                   timeout_s: float = 900, progress: Progress = print) -> dict[str, Any]:
+    """Run (or reuse) every step for one design; return its entry (:data:`DESIGN_KEYS`).
+    A failing step is recorded in ``status``/``fpga_status``, never raised."""
+    key = cache_key(name, cfg, device=device, freq_mhz=freq_mhz)
+    cache = _StepCache(cache_root / name / key)
+    verilog = cache.dir / f"{name}.v"
+    results: dict[str, dict] = {}
+    cached: list[str] = []
+
+    def step(label: str, fn: Callable[[], dict]) -> dict:
+        hit = cache.get(label)
+        if hit is not None:
+            cached.append(label)
+            results[label] = hit
+            progress(f"  {name}: {label} (cached{_status_suffix(hit)})")
+            return hit
+        t0 = time.monotonic()
+        try:
+            res = fn()
+        except eda.DoesNotFit as e:
+            res = {"failed": str(e), "fit": False, "seconds": time.monotonic() - t0}
+            cache.put(label, res)              # deterministic: worth caching
+            results[label] = res
+            progress(f"  {name}: {label}: {e}")
+            return res
+        except Exception as e:                 # a broken block must not stop the report
+            res = {"failed": _one_line(e), "seconds": time.monotonic() - t0}
+            results[label] = res
+            progress(f"  {name}: {label}: FAILED: {res['failed']}")
+            return res
+        res.setdefault("seconds", time.monotonic() - t0)
+        cache.put(label, res)
+        results[label] = res
+        progress(f"  {name}: {label} {res['seconds']:.1f} s")
+        return res
+
+    def gen_verilog() -> dict:
+        from hw.verilog import to_verilog, write_if_changed
+        write_if_changed(verilog, to_verilog(factory(cfg), name))
+        return {"bytes": verilog.stat().st_size}
+
+    _drop_stale(cache, name, fpga)
+    v = step("verilog", gen_verilog)
+    ok = "failed" not in v
+    for label, fn in (
+            ("synth", lambda: eda.generic_synth(verilog, name, cache.dir,
+                                                sram_min_depth=liberty.SRAM_MIN_DEPTH,
+                                                timeout_s=timeout_s)),
+            ("abc_cmos", lambda: eda.cmos_transistors(name, cache.dir, timeout_s=timeout_s)),
+            ("abc_liberty", lambda: eda.liberty_area(name, cache.dir, liberty.LIBERTY_PATH,
+                                                     timeout_s=timeout_s))):
+        if ok:
+            ok = "failed" not in step(label, fn) or label != "synth"
+    if fpga and "failed" not in v:
+        _fpga_steps(name, cfg, verilog, cache, results, step, device, freq_mhz, timeout_s)
+    return _entry(name, results, cached, fpga=fpga)
+
+
+def _drop_stale(cache: "_StepCache", name: str, fpga: bool) -> None:
+    """Forget a producer step's result when the file it left is gone but a consumer
+    step still needs it (e.g. build/area was partly cleaned)."""
+    chain = (("verilog", f"{name}.v", ["synth"] + (["ecp5_synth"] if fpga else [])),
+             ("synth", "generic.il", ["abc_cmos", "abc_liberty"]),
+             ("ecp5_synth", "ecp5.json", ["nextpnr"] if fpga else []))
+    for producer, file, users in chain:
+        res = cache.get(producer)
+        if res is not None and "failed" not in res and not (cache.dir / file).exists() \
+                and any(cache.get(u) is None for u in users):
+            cache.drop(producer)
+
+
+def _status_suffix(res: dict) -> str:
+    return f": {res['failed']}" if "failed" in res else ""
+
+
+def _fpga_steps(name, cfg, verilog, cache, results, step, device, freq_mhz, timeout_s) -> None:
+    gen = results.get("synth", {})
+    mem_bits = gen.get("memory_bits")
+
+    def synth() -> dict:
+        if mem_bits is not None and mem_bits > device.bram_bits:
+            raise eda.DoesNotFit(f"does not fit: {mem_bits} memory bits > {device.bram_bits} "
+                                 f"bits of block RAM on {device.name}")
+        return eda.ecp5_synth(verilog, name, cache.dir, timeout_s=timeout_s)
+
+    s = step("ecp5_synth", synth)
+    if "failed" in s:
+        return
+
+    def pnr() -> dict:
+        eda.check_fits(device, s)
+        if not (cache.dir / "ecp5.json").exists():
+            raise eda.EdaError("nextpnr: ecp5.json missing (re-run with a clean build/area)")
+        r = eda.nextpnr_ecp5(cache.dir, device=device, freq_mhz=freq_mhz, timeout_s=timeout_s)
+        r["utilization"] = {k: list(v) for k, v in r["utilization"].items() if v[0]}
+        return r
+
+    step("nextpnr", pnr)
+
+
+def _entry(name: str, results: dict[str, dict], cached: list[str], *, fpga: bool) -> dict:
+    e: dict[str, Any] = {k: None for k in DESIGN_KEYS}
+    failed = next((f"error: {results[s]['failed']}" for s in ("verilog", "synth", "abc_cmos",
+                                                               "abc_liberty")
+                   if s in results and "failed" in results[s]), None)
+    e["status"] = failed or "ok"
+    g = results.get("synth", {})
+    if "failed" not in g:
+        for k in ("cells", "flip_flops", "memory_bits", "sram_bits", "sram_macros"):
+            e[k] = g.get(k)
+    c = results.get("abc_cmos", {})
+    if "transistors" in c:
+        e["transistors"] = c["transistors"]
+        e["nand2_eq"] = round(c["transistors"] / liberty.TRANSISTORS_PER_NAND2)
+    lib = results.get("abc_liberty", {})
+    if "area_um2_est" in lib:
+        e["area_um2_est"] = round(lib["area_um2_est"], 1)
+    if e["sram_bits"] is not None:
+        e["sram_area_um2_est"] = round(liberty.sram_area_um2(e["sram_bits"]), 1)
+    if e["area_um2_est"] is not None and e["sram_area_um2_est"] is not None:
+        e["total_area_um2_est"] = round(e["area_um2_est"] + e["sram_area_um2_est"], 1)
+    s, p = results.get("ecp5_synth", {}), results.get("nextpnr", {})
+    if not fpga:
+        e["fpga_status"] = "skipped (--no-fpga)"
+    elif "verilog" in results and "failed" in results["verilog"]:
+        e["fpga_status"] = "error: no Verilog"
+    else:
+        bad = s if "failed" in s else p if "failed" in p else None
+        if bad is None:
+            e["fpga_status"] = "ok"
+        elif bad.get("fit") is False:
+            e["fpga_status"] = bad["failed"]
+        else:
+            e["fpga_status"] = f"error: {bad['failed']}"
+    if "failed" not in s:
+        for k in ("ecp5_lut4", "ecp5_ff", "ecp5_bram", "ecp5_lutram", "ecp5_dsp"):
+            e[k] = s.get(k)
+    if "failed" not in p and p.get("fmax_mhz") is not None:
+        e["fmax_mhz"] = round(p["fmax_mhz"], 1)
+    e["runtime_s"] = {st: (round(results[st]["seconds"], 2) if st in results else None)
+                      for st in STEPS}
+    e["cached_steps"] = [st for st in STEPS if st in cached]
+    e["note"] = NOTES[name][1] if name in NOTES else None
+    return e
+
+
+# --------------------------------------------------------------------------------------
+# All designs
+# --------------------------------------------------------------------------------------
+
+def tracker_storage(cfg: T3Config) -> dict[str, Any] | None:
+    """The tracker table's storage (``hw.tracker.TrackerTable.storage_bits``) next to the
+    paper's ~19 KB for 256 entries; None when the tracker does not exist or fails."""
+    try:
+        from hw.tracker import TrackerTable
+        table = TrackerTable(cfg=cfg)
+        table._MustUse__silence = True     # built for a property only, never elaborated
+        bits = table.storage_bits
+    except Exception:          # not written yet, or broken: the report goes on without it
+        return None
+    return {"design": "t3_tracker", "entries": cfg.tracker_entries, "storage_bits": bits,
+            "storage_kib": round(bits / 8192, 2),
+            "paper_entries": PAPER_TRACKER["entries"],
+            "paper_storage_kb": PAPER_TRACKER["storage_kb"]}
+
+
+def unit_context(designs: dict[str, dict]) -> dict[str, Any] | None:
+    """The T3 unit (``UNIT_DESIGN``; else the sum of the measured blocks that are T3
+    hardware, see :data:`NOTES`) against :data:`GPU_CONTEXT`."""
+    if designs.get(UNIT_DESIGN, {}).get("status") == "ok":
+        parts, basis = [UNIT_DESIGN], UNIT_DESIGN
+    else:
+        parts = [n for n, d in designs.items() if d["status"] == "ok"
+                 and NOTES.get(n, ("",))[0] not in ("model", "inside")]
+        basis = "sum of blocks: " + ", ".join(parts)
+    if not parts:
+        return None
+    logic_tr = sum(designs[n]["transistors"] or 0 for n in parts)
+    sram_bits = sum(designs[n]["sram_bits"] or 0 for n in parts
+                    if NOTES.get(n, ("",))[0] != "dram")
+    logic_um2 = sum(designs[n]["area_um2_est"] or 0 for n in parts)
+    total_um2 = logic_um2 + liberty.sram_area_um2(sram_bits)
+    transistors = logic_tr + sram_bits * liberty.SRAM_TRANSISTORS_PER_BIT
+    gpu = GPU_CONTEXT
+    return {
+        "basis": basis,
+        "transistors": transistors,
+        "sram_bits": sram_bits,
+        "area_mm2_est_45nm": round(total_um2 / 1e6, 4),
+        "gpu": gpu,
+        "fraction_of_gpu_transistors": transistors / gpu["transistors"],
+        "fraction_of_gpu_transistors_one_per_memory_controller":
+            transistors * gpu["memory_controllers"] / gpu["transistors"],
+        "fraction_of_gpu_die_at_45nm": total_um2 / 1e6 / gpu["die_area_mm2"],
+    }
+
+
+def collect(cfg: T3Config, names: Iterable[str] | None = None, *, fpga: bool = True,
+            cache_root: Path = CACHE_ROOT, device: eda.Ecp5Device = eda.ECP5_85K,
+            freq_mhz: float = 100, timeout_s: float = 900,
+            progress: Progress = print) -> dict[str, Any]:
+    """Measure the designs (default: every registered one, in registry order)."""
+    from hw.designs import load_all
+    t0 = time.monotonic()
+    registry = load_all()
+    names = list(registry) if names is None else list(names)
+    designs = {}
+    for i, n in enumerate(names, 1):
+        progress(f"[{i}/{len(names)}] {n}")
+        designs[n] = measure_design(n, registry[n], cfg, fpga=fpga, cache_root=cache_root,
+                                    device=device, freq_mhz=freq_mhz, timeout_s=timeout_s,
+                                    progress=progress)
+    return {
+        "schema": SCHEMA_ID,
+        "config": cfg.to_dict(),
+        "technology": liberty.technology(),
+        "fpga": {"device": device.name, "package": device.package, "freq_target_mhz": freq_mhz,
+                 "tools": eda.tool_versions()},
+        "designs": designs,
+        "tracker_storage": tracker_storage(cfg),
+        "context": unit_context(designs),
+        "total_runtime_s": round(time.monotonic() - t0, 1),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------
+
+def _fmt(v: Any, nd: int = 0) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def to_markdown(data: dict[str, Any], *, config_label: str = "paper default") -> str:
+    cfg, designs = data["config"], data["designs"]
+    tech = data["technology"]
+    out = [
+        "## Area and timing per block",
+        "",
+        f"Configuration: {config_label} ({cfg['tracker_entries']} tracker entries, "
+        f"{cfg['dtype']}, {cfg['line_bytes']} B lines, {cfg['regions']} regions, "
+        f"{cfg['mem_depth_lines']} memory lines). Logic: Yosys `synth`; transistors: "
+        f"`abc -g cmos2`; NAND2-eq = transistors / {tech['transistors_per_nand2']}; µm²: "
+        f"ESTIMATE with an area-only Liberty ({tech['liberty_source']}); memories >= "
+        f"{tech['sram_min_depth_words']} words are SRAM macros at "
+        f"{tech['sram_bitcell_um2']} µm²/bit / {tech['sram_array_efficiency']} array "
+        f"efficiency. FPGA: {data['fpga']['device']} ({data['fpga']['package']}), "
+        f"nextpnr at {data['fpga']['freq_target_mhz']:g} MHz target, block I/O registered "
+        "(docs/area.md).",
+        "",
+        "| design | cells | FFs | memory bits (SRAM) | transistors | NAND2-eq | logic µm² est. "
+        "| SRAM µm² est. | LUT4 | FF | DP16KD | Fmax MHz |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    notes = []
+    for n, d in designs.items():
+        if d["status"] != "ok":
+            out.append(f"| {n} | {d['status']} |" + " |" * 10)
+            continue
+        mem = _fmt(d["memory_bits"]) + (f" ({_fmt(d['sram_bits'])})" if d["sram_bits"] else "")
+        fp = d["fpga_status"]
+        fpga_cells = [_fmt(d["ecp5_lut4"]), _fmt(d["ecp5_ff"]), _fmt(d["ecp5_bram"])]
+        fmax = _fmt(d["fmax_mhz"], 1) if fp == "ok" else fp
+        out.append(f"| {n} | {_fmt(d['cells'])} | {_fmt(d['flip_flops'])} | {mem} | "
+                   f"{_fmt(d['transistors'])} | {_fmt(d['nand2_eq'])} | "
+                   f"{_fmt(d['area_um2_est'], 0)} | {_fmt(d['sram_area_um2_est'], 0)} | "
+                   + " | ".join(fpga_cells) + f" | {fmax} |")
+        if d["note"]:
+            notes.append(f"- `{n}`: {d['note']}.")
+    if notes:
+        out += ["", *notes]
+    ts = data.get("tracker_storage")
+    if ts:
+        tr = designs.get(ts["design"], {})
+        ffs = f"; synthesised flip-flops of the whole tracker: {_fmt(tr.get('flip_flops'))}" \
+            if tr.get("flip_flops") is not None else ""
+        out += ["", "### Tracker storage", "",
+                f"{ts['entries']} entries x {ts['storage_bits'] // ts['entries']} bits = "
+                f"{_fmt(ts['storage_bits'])} bits = {ts['storage_kib']} KiB of table state"
+                f"{ffs}. The paper: {ts['paper_entries']} entries, about "
+                f"{ts['paper_storage_kb']} KB in total."]
+    ctx = data.get("context")
+    if ctx:
+        g = ctx["gpu"]
+        out += ["", "### In context", "",
+                f"T3 unit ({ctx['basis']}): {_fmt(ctx['transistors'])} transistors (logic + "
+                f"6T SRAM bits), {ctx['area_mm2_est_45nm']} mm² estimated at 45 nm. "
+                f"{g['gpu']} ({g['source']}): {g['transistors'] / 1e9:.1f} billion transistors "
+                f"on {g['die_area_mm2']:g} mm² in {g['process']}. One T3 unit is "
+                f"{ctx['fraction_of_gpu_transistors']:.2e} of the GPU's transistors; one per "
+                f"memory controller ({g['memory_controllers']}) is "
+                f"{ctx['fraction_of_gpu_transistors_one_per_memory_controller']:.2e}. Even at "
+                f"45 nm one unit is {ctx['fraction_of_gpu_die_at_45nm']:.2%} of the 7 nm die."]
+    out += ["", "### Flow run times (s)", "",
+            "| design | " + " | ".join(STEPS) + " |",
+            "|---|" + "--:|" * len(STEPS)]
+    for n, d in designs.items():
+        rt = d["runtime_s"] or {}
+        cells = []
+        for st in STEPS:
+            v = rt.get(st)
+            cells.append("–" if v is None else f"{v:.1f}" + (" (c)" if st in d["cached_steps"] else ""))
+        out.append(f"| {n} | " + " | ".join(cells) + " |")
+    out += ["", "(c): reused from build/area/ (the time shown is the run that produced it). "
+            f"Collection took {data['total_runtime_s']} s.", ""]
+    return "\n".join(out)

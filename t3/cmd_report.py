@@ -1,0 +1,126 @@
+"""`t3 report`: the project's main output, in parts that also run alone.
+
+``t3 report PART`` runs one part and writes ``DIR/PART.json`` and ``DIR/PART.md``;
+``t3 report`` runs every part and also writes ``DIR/report.json`` (one key per part) and
+``DIR/report.md``. A part is a :class:`Part` in :data:`PARTS`: its own options, and a
+``run`` returning (JSON-ready data, Markdown section, ok). Today: ``area`` (docs/area.md);
+``throughput`` and ``model`` plug in the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .common import add_config_arg, config_from_args, positive_int
+from .errors import UsageError
+
+REPORT_SCHEMA = "t3-report/1"
+
+
+def progress(line: str) -> None:
+    print(line, flush=True)
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    help: str
+    add_args: Callable[[argparse.ArgumentParser], None]
+    #: (args, cfg, config_label) -> (data, markdown, ok)
+    run: Callable[[argparse.Namespace, Any, str], tuple[dict, str, bool]]
+    #: (args) -> None; raises UsageError before any part runs
+    check: Callable[[argparse.Namespace], None] = lambda args: None
+
+
+# ---- area ------------------------------------------------------------------------------
+
+def _area_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--design", action="append", metavar="NAME",
+                   help="only this design (repeatable); default: every registered design")
+    p.add_argument("--no-fpga", action="store_true",
+                   help="skip the ECP5 synthesis and nextpnr place & route")
+    p.add_argument("--timeout", type=positive_int, default=900, metavar="SECONDS",
+                   help="limit per tool run (default: 900)")
+
+
+def _area_check(args: argparse.Namespace) -> None:
+    from hw.designs import load_all
+    known = load_all()
+    for n in getattr(args, "design", None) or ():
+        if n not in known:
+            raise UsageError(f"--design {n!r}: unknown (known: {', '.join(known)})")
+
+
+def _area_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, bool]:
+    from .area import collect, to_markdown
+    data = collect(cfg, getattr(args, "design", None), fpga=not getattr(args, "no_fpga", False),
+                   timeout_s=getattr(args, "timeout", 900), progress=progress)
+    ok = all(d["status"] == "ok" and not (d["fpga_status"] or "").startswith("error")
+             for d in data["designs"].values())
+    return data, to_markdown(data, config_label=label), ok
+
+
+PARTS: dict[str, Part] = {
+    "area": Part("area", "per-block area (cells, transistors, µm² estimate) and ECP5 "
+                         "LUTs/FFs/RAMs/Fmax", _area_args, _area_run, _area_check),
+}
+
+
+# ---- command ---------------------------------------------------------------------------
+
+def _common_args(p: argparse.ArgumentParser, *, nested: bool) -> None:
+    p.add_argument("--out", metavar="DIR", default="reports",
+                   help="output directory (default: reports)")
+    add_config_arg(p)
+    if nested:   # PART parsers: no defaults, so `t3 report --out X area` keeps X
+        for action in p._actions:
+            if action.dest in ("out", "config"):
+                action.default = argparse.SUPPRESS
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="area, throughput and sublayer reports -> reports/",
+                       description="Run every report part (or one: PART) and write "
+                                   "DIR/report.md + DIR/report.json (DIR/PART.md + .json).")
+    _common_args(p, nested=False)
+    parts = p.add_subparsers(dest="part", metavar="PART")
+    for part in PARTS.values():
+        q = parts.add_parser(part.name, help=part.help)
+        _common_args(q, nested=True)
+        part.add_args(q)
+    p.set_defaults(func=run)
+
+
+def _write(out: Path, stem: str, data: dict, markdown: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(markdown)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)          # bad --config: ConfigError -> exit 2, before any work
+    label = f"--config {args.config}" if getattr(args, "config", None) else "paper default"
+    out = Path(args.out)
+    selected = [args.part] if args.part else list(PARTS)
+    for name in selected:
+        PARTS[name].check(args)
+    report: dict[str, Any] = {"schema": REPORT_SCHEMA, "config": cfg.to_dict()}
+    sections, all_ok = [], True
+    for name in selected:
+        progress(f"== {name}")
+        data, markdown, ok = PARTS[name].run(args, cfg, label)
+        _write(out, name, data, markdown)
+        progress(f"wrote {out / name}.md and {out / name}.json")
+        report[name], all_ok = data, all_ok and ok
+        sections.append(markdown)
+    if not args.part:
+        _write(out, "report", report, "# T3 report\n\n" + "\n".join(sections))
+        progress(f"wrote {out / 'report.md'} and {out / 'report.json'}")
+    if not all_ok:
+        print("t3 report: some designs failed (see the 'error' entries above)", file=sys.stderr)
+    return 0 if all_ok else 1

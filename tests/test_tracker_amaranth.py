@@ -1,0 +1,236 @@
+"""TrackerTable in the Amaranth simulator: throughput, back-to-back hits, the table-full
+stall path, fire ordering, every misuse flag. Expected fires come from
+sim_models.program (Region.tile / threshold), not from the hardware."""
+
+import random
+
+import pytest
+
+from hw.tracker import TrackerTable
+from sim_models.program import Region, wf_id
+from sim_models.regmap import region_values
+from sim_models.spec import ConfigError, FireOp, Op, ProducerAction, T3Config
+from tests.amaranth_util import collect, run, send
+
+CFG = T3Config(line_bytes=8, mem_depth_lines=1024, regions=4, tracker_entries=16,
+               wf_outer_bits=4, wf_inner_bits=4, count_bits=8)
+
+# 6 rows x 5 lines, tiles 2 x 2 (clipped at the far edges): 3 x 3 = 9 tiles
+REGION = Region(base=100, limit=100 + 6 * 8, producer=ProducerAction.TRACKED, update_contribs=2,
+                update_fire=FireOp.UPDATE, store_contribs=1, store_fire=FireOp.STORE,
+                pitch=8, outer_extent=6, inner_extent=5, tile_outer=2, tile_inner=2,
+                tile_outer0=1, tile_inner0=2)
+
+
+def set_regions(ctx, dut, regions):
+    ctx.set(dut.regions, [region_values(CFG, regions[i] if i < len(regions) else None)
+                          for i in range(CFG.regions)])
+
+
+def tile_lines(region: Region, wf: int) -> list[int]:
+    return list(region.tile(CFG, wf).addresses())
+
+
+def all_tiles(region: Region) -> list[int]:
+    return [wf_id(CFG, region.tile_outer0 + o, region.tile_inner0 + i)
+            for o in range(region.tiles_outer) for i in range(region.tiles_inner)]
+
+
+def req(addr, wf, *, phase=0, region=0, tracked=1, data=0):
+    return {"op": Op.STORE if phase else Op.UPDATE, "addr": addr, "mask": 0xF, "data": data,
+            "wf_id": wf, "region": region, "phase": phase, "tracked": tracked}
+
+
+def lane_streams(region: Region, order: list[int], *, contribs: int):
+    """Per lane, every line of every tile in ``order``; lane k carries contribution k."""
+    lanes = [[], []]
+    for wf in order:
+        for c in range(contribs):
+            for a in tile_lines(region, wf):
+                lanes[c % 2].append(req(a, wf, data=(c % 2) << 16 | len(lanes[c % 2])))
+    return lanes
+
+
+def run_tracker(regions, lanes, *, seed, idle=0.0, stall=0.0, entries=CFG.tracker_entries,
+                expect_fires=None, deadline=20000, after=None, lag=1):
+    cfg = CFG.replace(tracker_entries=entries)
+    dut = TrackerTable(cfg=cfg)
+    rng = random.Random(seed)
+    print(f"seed={seed}")
+    mem, mem_t, fires, fire_t = [], [], [], []
+    total = sum(len(l) for l in lanes)
+    n_fires = len(expect_fires) if expect_fires is not None else 0
+    state = {}
+
+    async def setup_and_lane0(ctx):
+        set_regions(ctx, dut, regions)
+        await send(ctx, dut.req[0], lanes[0], rng, idle)
+
+    async def lane1(ctx):
+        await ctx.tick().repeat(lag)
+        await send(ctx, dut.req[1], lanes[1], rng, idle)
+
+    async def mem_sink(ctx):
+        await collect(ctx, dut.mem, total, mem, rng, stall, times=mem_t)
+
+    async def fire_sink(ctx):
+        await collect(ctx, dut.fire, n_fires, fires, rng, stall, times=fire_t)
+        while len(mem) < total:
+            await ctx.tick()
+        for _ in range(10):
+            await ctx.tick()
+        state.update({k: ctx.get(getattr(dut, k)) for k in
+                      ("occupancy", "stall_cycles", "tracked_reqs", "fires", "busy")})
+        state["err"] = ctx.get(dut.err)
+        state["err_bits"] = int(ctx.get(dut.err.as_value()))
+        state["err_key"] = ctx.get(dut.err_key)
+        if after:
+            await after(ctx, dut, state)
+
+    run(dut, setup_and_lane0, lane1, mem_sink, fire_sink, deadline_cycles=deadline)
+    assert len(mem) == total, f"only {len(mem)} of {total} requests reached memory"
+    return dut, state, mem, mem_t, fires, fire_t
+
+
+def check_fires(region, lanes, mem, mem_t, fires, fire_t, expect):
+    keys = [(int(f.phase), int(f.wf_id)) for f in fires]
+    assert sorted(keys) == sorted(expect), "fired tiles differ from the program's tiles"
+    assert len(set(keys)) == len(keys), "a tile fired twice"
+    # a tile fires only after the last of its requests was handed to memory
+    for (phase, wf), t in zip(keys, fire_t):
+        lines = set(tile_lines(region, wf))
+        last = max(mt for p, mt in zip(mem, mem_t) if int(p.addr) in lines)
+        assert t > last, f"tile {wf:#x} fired at {t}, before its last update at {last}"
+
+
+def test_sustained_one_per_cycle_and_back_to_back_hits():
+    # one lane, no backpressure: tiles of 2x2 lines with contribs 1 -> 4 back-to-back hits
+    region = REGION.__class__(**{**REGION.__dict__, "update_contribs": 1})
+    order = all_tiles(region)
+    lanes = [lane_streams(region, order, contribs=1)[0], []]
+    expect = [(0, wf) for wf in order]
+    dut, st, mem, mem_t, fires, fire_t = run_tracker([region], lanes, seed=1, expect_fires=expect)
+    check_fires(region, lanes, mem, mem_t, fires, fire_t, expect)
+    n = len(lanes[0])
+    assert mem_t[-1] - mem_t[0] == n - 1, "not one request per cycle"
+    assert mem_t[0] == dut.latency + 1
+    assert st["tracked_reqs"] == n and st["fires"] == len(order)
+    assert st["occupancy"] == 0 and st["stall_cycles"] == 0 and st["err_bits"] == 0
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_two_lanes_random_backpressure(seed):
+    rng = random.Random(seed)
+    order = all_tiles(REGION)
+    rng.shuffle(order)
+    lanes = lane_streams(REGION, order, contribs=2)
+    expect = [(0, wf) for wf in order]
+    dut, st, mem, mem_t, fires, fire_t = run_tracker([REGION], lanes, seed=seed, idle=0.3,
+                                                     stall=0.3, expect_fires=expect)
+    check_fires(REGION, lanes, mem, mem_t, fires, fire_t, expect)
+    assert st["occupancy"] == 0 and st["err_bits"] == 0
+    # each lane's requests reach memory in their order
+    for lane in lanes:
+        want = [(r["addr"], r["data"]) for r in lane]
+        ids = {(r["addr"], r["data"]) for r in lane}
+        got = [(int(p.addr), int(p.data)) for p in mem if (int(p.addr), int(p.data)) in ids]
+        assert got == want
+
+
+def test_table_full_stall_path_loses_nothing():
+    # 16 entries, 64 single-line tiles; lane 1 starts 40 cycles after lane 0 (same order),
+    # so more tiles are live than entries and lane 0 stalls until lane 1 completes tiles.
+    region = Region(base=0, limit=64, producer=ProducerAction.TRACKED, update_contribs=2,
+                    update_fire=FireOp.UPDATE, pitch=8, outer_extent=8, inner_extent=8,
+                    tile_outer=1, tile_inner=1)
+    order = all_tiles(region)
+    lanes = lane_streams(region, order, contribs=2)
+    expect = [(0, wf) for wf in order]
+
+    dut, st, mem, mem_t, fires, fire_t = run_tracker([region], lanes, seed=4,
+                                                     entries=16, expect_fires=expect, lag=40)
+    check_fires(region, lanes, mem, mem_t, fires, fire_t, expect)
+    assert st["stall_cycles"] > 0, "the table never filled: the test did not test the stall path"
+    assert st["occupancy"] == 0 and st["fires"] == 64
+    assert st["stall_cycles"] >= 40 - 16 - 3
+
+
+def _misuse(regions, lanes, flag, *, expect_key, n_fires=0, after=None):
+    dut, st, *_ = run_tracker(regions, lanes, seed=5, expect_fires=[None] * n_fires, after=after)
+    err = st["err"]
+    flags = {name: int(getattr(err, name)) for name in ("tile_outside", "threshold_zero",
+                                                         "count_over", "refire")}
+    assert flags == {k: int(k == flag) for k in flags}
+    assert (int(st["err_key"].wf_id), int(st["err_key"].phase)) == expect_key
+    return st
+
+
+def test_error_tile_outside_region():
+    bad = wf_id(CFG, 0, 0)    # tile_outer0 = 1: outer index 0 is not in the region
+    _misuse([REGION], [[req(100, bad)], []], "tile_outside", expect_key=(bad, 0))
+
+
+def test_error_threshold_zero():
+    region = REGION.__class__(**{**REGION.__dict__, "store_contribs": 0})
+    wf = all_tiles(region)[0]
+    _misuse([region], [[req(100, wf, phase=1)], []], "threshold_zero", expect_key=(wf, 1))
+
+
+def test_error_refire_and_clear():
+    region = REGION.__class__(**{**REGION.__dict__, "update_contribs": 1})
+    wf = all_tiles(region)[0]
+    lines = tile_lines(region, wf)
+    stream = [req(a, wf) for a in lines] + [req(lines[0], wf)]
+
+    async def clear(ctx, dut, st):
+        ctx.set(dut.clear.refire, 1)
+        await ctx.tick()
+        ctx.set(dut.clear.refire, 0)
+        await ctx.tick()
+        st["after_clear"] = ctx.get(dut.err)
+
+    st = _misuse([region], [stream, []], "refire", expect_key=(wf, 0), n_fires=1, after=clear)
+    assert st["occupancy"] == 0, "a refire arrival must not allocate an entry"
+    assert not any(int(getattr(st["after_clear"], f)) for f in
+                   ("tile_outside", "threshold_zero", "count_over", "refire"))
+
+
+def test_error_count_over():
+    # the threshold drops under a live entry: 5 counts of 8, then contribs 2 -> 1 (threshold 4)
+    region = REGION
+    wf = all_tiles(region)[0]          # 2x2 tile, contribs 2: threshold 8
+    lines = tile_lines(region, wf)
+    lowered = REGION.__class__(**{**REGION.__dict__, "update_contribs": 1})   # threshold 4
+    dut = TrackerTable(cfg=CFG)
+    got = {}
+
+    async def bench(ctx):
+        set_regions(ctx, dut, [region])
+        ctx.set(dut.mem.ready, 1)
+        ctx.set(dut.fire.ready, 1)
+        await send(ctx, dut.req[0], [req(a, wf) for a in lines + lines[:1]])
+        for _ in range(5):
+            await ctx.tick()
+        set_regions(ctx, dut, [lowered])
+        await send(ctx, dut.req[0], [req(lines[1], wf)])
+        fired = 0
+        for _ in range(6):
+            _, _, v = await ctx.tick().sample(dut.fire.valid)
+            fired += v
+        got.update(err=ctx.get(dut.err), key=ctx.get(dut.err_key), fired=fired,
+                   occ=ctx.get(dut.occupancy))
+
+    run(dut, bench, deadline_cycles=200)
+    assert got["err"].count_over == 1 and got["err"].refire == 0
+    assert got["err"].tile_outside == 0 and got["err"].threshold_zero == 0
+    assert got["key"].wf_id == wf and got["fired"] == 1 and got["occ"] == 0
+
+
+def test_storage_bits_and_bad_params():
+    t = TrackerTable(cfg=T3Config())
+    assert t.entry_bits == 1 + 1 + 16 + 12
+    assert t.storage_bits == 256 * 30
+    with pytest.raises(ConfigError, match="history"):
+        TrackerTable(cfg=CFG, history=0)
+    with pytest.raises(ConfigError, match="cfg"):
+        TrackerTable(cfg=None)

@@ -1,0 +1,130 @@
+"""Formal harness of the MemoryArbiter.
+
+Assumed: both input streams obey valid/ready (a stalled valid stays valid with the same
+payload); policy, threshold and starve_limit are stable; no reset after start.
+Proved by k-induction (depth 20 > the largest starve_limit of 15):
+  * out obeys valid/ready: a stalled grant keeps its valid and payload;
+  * conservation: a transfer on out is exactly one input transfer, with its payload;
+  * starvation bound (out.ready held high): under MCA a communication request waits at
+    most max(starve_limit, 1) - 1 cycles; under round-robin at most 1 cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Assume, Cover, Module, ResetSignal, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
+
+from hw.arbiter import MemoryArbiter, Policy
+
+PAYLOAD_BITS = 4
+LEVEL_BITS = 3
+STARVE_BITS = 4
+
+
+class ArbiterHarness(wiring.Component):
+    def __init__(self, *, arbiter_cls=MemoryArbiter, always_ready: bool = False):
+        self._cls = arbiter_cls
+        self._always_ready = always_ready
+        super().__init__({
+            "c_valid": In(1), "c_payload": In(PAYLOAD_BITS),
+            "m_valid": In(1), "m_payload": In(PAYLOAD_BITS),
+            "o_ready": In(1), "policy": In(1), "queue_level": In(LEVEL_BITS),
+            "threshold": In(LEVEL_BITS), "starve_limit": In(STARVE_BITS),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self._cls(payload_shape=unsigned(PAYLOAD_BITS),
+                                           level_bits=LEVEL_BITS, starve_bits=STARVE_BITS)
+        m.d.comb += [
+            dut.compute.valid.eq(self.c_valid), dut.compute.payload.eq(self.c_payload),
+            dut.comm.valid.eq(self.m_valid), dut.comm.payload.eq(self.m_payload),
+            dut.out.ready.eq(self.o_ready), dut.policy.eq(self.policy),
+            dut.queue_level.eq(self.queue_level), dut.threshold.eq(self.threshold),
+            dut.starve_limit.eq(self.starve_limit),
+        ]
+        m.d.comb += Assume(~ResetSignal())
+        if self._always_ready:
+            m.d.comb += Assume(self.o_ready)
+
+        started = Signal()
+        m.d.sync += started.eq(1)
+        # one-cycle history
+        p = {n: Signal.like(s, name=f"past_{n}") for n, s in (
+            ("c_valid", self.c_valid), ("c_ready", dut.compute.ready), ("c_payload", self.c_payload),
+            ("m_valid", self.m_valid), ("m_ready", dut.comm.ready), ("m_payload", self.m_payload),
+            ("o_valid", dut.out.valid), ("o_ready", self.o_ready), ("o_payload", dut.out.payload),
+            ("policy", self.policy), ("threshold", self.threshold), ("limit", self.starve_limit))}
+        m.d.sync += [p["c_valid"].eq(self.c_valid), p["c_ready"].eq(dut.compute.ready),
+                     p["c_payload"].eq(self.c_payload), p["m_valid"].eq(self.m_valid),
+                     p["m_ready"].eq(dut.comm.ready), p["m_payload"].eq(self.m_payload),
+                     p["o_valid"].eq(dut.out.valid), p["o_ready"].eq(self.o_ready),
+                     p["o_payload"].eq(dut.out.payload), p["policy"].eq(self.policy),
+                     p["threshold"].eq(self.threshold), p["limit"].eq(self.starve_limit)]
+
+        with m.If(started):
+            # input stream rules and stable configuration (assumptions)
+            with m.If(p["c_valid"] & ~p["c_ready"]):
+                m.d.comb += Assume(self.c_valid & (self.c_payload == p["c_payload"]))
+            with m.If(p["m_valid"] & ~p["m_ready"]):
+                m.d.comb += Assume(self.m_valid & (self.m_payload == p["m_payload"]))
+            m.d.comb += Assume((self.policy == p["policy"]) & (self.threshold == p["threshold"])
+                               & (self.starve_limit == p["limit"]))
+            # output stream rule
+            with m.If(p["o_valid"] & ~p["o_ready"]):
+                m.d.comb += Assert(dut.out.valid & (dut.out.payload == p["o_payload"]))
+
+        # conservation: one output transfer == exactly one input transfer, same payload
+        c_fire = dut.compute.valid & dut.compute.ready
+        m_fire = dut.comm.valid & dut.comm.ready
+        o_fire = dut.out.valid & dut.out.ready
+        m.d.comb += Assert(o_fire == (c_fire ^ m_fire))
+        m.d.comb += Assert(~(c_fire & m_fire))
+        with m.If(c_fire):
+            m.d.comb += Assert(dut.out.payload == self.c_payload)
+        with m.If(m_fire):
+            m.d.comb += Assert(dut.out.payload == self.m_payload)
+
+        # starvation bound
+        waited = Signal(STARVE_BITS + 2)
+        with m.If(self.m_valid & ~m_fire):
+            m.d.sync += waited.eq(waited + 1)
+        with m.Else():
+            m.d.sync += waited.eq(0)
+        if self._always_ready:
+            limit = Signal(STARVE_BITS + 1)
+            m.d.comb += limit.eq(self.starve_limit)
+            with m.If(self.policy == Policy.MCA):
+                with m.If(limit == 0):
+                    m.d.comb += Assert(waited == 0)
+                with m.Else():
+                    m.d.comb += Assert(waited <= limit - 1)
+            with m.Else():
+                m.d.comb += Assert(waited <= 1)
+            m.d.comb += Cover((self.policy == Policy.MCA) & m_fire & (waited == 5) & self.c_valid)
+        m.d.comb += Cover(c_fire & p["m_valid"] & started)
+        return m
+
+
+class _NoHoldArbiter(MemoryArbiter):
+    _hold_grants = False
+
+
+class _NoStarvationGuardArbiter(MemoryArbiter):
+    _starvation_guard = False
+
+
+#: (name, harness factory, mode, depth) -- the proofs `make formal` and the tests run
+PROOFS = [
+    ("arbiter_streams", lambda: ArbiterHarness(), "prove", 8),
+    ("arbiter_starvation", lambda: ArbiterHarness(always_ready=True), "prove", 2 ** STARVE_BITS + 4),
+    ("arbiter_cover", lambda: ArbiterHarness(always_ready=True), "cover", 12),
+]
+
+#: deliberately broken variants that must FAIL
+MUTANTS = [
+    ("arbiter_mutant_nohold", lambda: ArbiterHarness(arbiter_cls=_NoHoldArbiter), "bmc", 6),
+    ("arbiter_mutant_starve", lambda: ArbiterHarness(arbiter_cls=_NoStarvationGuardArbiter,
+                                                     always_ready=True), "bmc", 2 ** STARVE_BITS + 4),
+]

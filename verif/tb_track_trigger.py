@@ -1,0 +1,285 @@
+"""cocotb bench of the TrackTrigger unit (one device of a ring) against the golden ring.
+
+``golden_device``: the unit is programmed through its CSR bus from the sim_models
+programming; its producer port replays the device's GEMM store trace; its ingress port
+replays what the previous device sends it (REMOTE producer stores and DMA packets, as the
+golden ring model predicts); the memory is :class:`ComputeMemoryModel` applying the
+``mem`` requests in order and answering READs on ``mem_resp``. Random idle cycles and
+backpressure on every stream. Checks: the egress packets are exactly the golden
+DMA packets (each once, per tile in line order, golden addresses and data) plus the
+REMOTE stores; the final memory equals the golden memory bit for bit; the CSR counters
+and flags agree with the golden fires.
+
+Causality the real ring guarantees and a replayed ingress does not: an all-gather STORE
+into a tile this device itself sent during the reduce-scatter must not overwrite it
+before the DMA read it. The bench holds such a STORE until the device has emitted the
+tile's reduce-scatter packets.
+
+``misuse``: every error flag raised on purpose, read and cleared through the CSR bus.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import cocotb
+from cocotb.triggers import RisingEdge
+
+from sim_models import regmap
+from sim_models.gemm import GemmSpec, make_workload
+from sim_models.golden import run_ring
+from sim_models.nmc_model import ComputeMemoryModel
+from sim_models.program import DeviceProgram, Region, wf_id
+from sim_models.spec import (FireOp, Op, ProducerAction, T3Config, link_packet_fields,
+                             memory_request_fields, memory_response_fields,
+                             producer_request_fields)
+from verif.csr_driver import CsrDriver
+from verif.runner import tb_params
+from verif.streams import TB, StreamSink, StreamSource, Struct, pack_line, unpack_line
+
+
+class Bench:
+    def __init__(self, dut, cfg: T3Config, bp: float):
+        self.tb = TB(dut)
+        self.dut, self.cfg, self.bp = dut, cfg, bp
+        self.prod = Struct(producer_request_fields(cfg))
+        self.link = Struct(link_packet_fields(cfg))
+        self.memreq = Struct(memory_request_fields(cfg))
+        self.memresp = Struct(memory_response_fields(cfg))
+        self.mem = ComputeMemoryModel(cfg)
+        self.csr = CsrDriver(dut, self.tb.clk, cfg)
+        for prefix in ("producer", "ingress", "mem_resp"):
+            getattr(dut, f"{prefix}__valid").value = 0
+        for prefix in ("mem", "egress"):
+            getattr(dut, f"{prefix}__ready").value = 0
+        self.cycle = 0
+
+    def _streams(self) -> None:
+        """Stream drivers start after reset (outputs are X before the first clock)."""
+        dut, bp = self.dut, self.bp
+        clk, rng = self.tb.clk, self.tb.rng
+        self.producer = StreamSource(dut, "producer", clk, rng=rng("producer"), idle_prob=bp)
+        self.ingress = StreamSource(dut, "ingress", clk, rng=rng("ingress"), idle_prob=bp)
+        self.resp = StreamSource(dut, "mem_resp", clk, rng=rng("mem_resp"), idle_prob=bp)
+        self.mem_sink = StreamSink(dut, "mem", clk, rng=rng("mem"), backpressure_prob=bp,
+                                   on_item=self._apply)
+        self.egress = StreamSink(dut, "egress", clk, rng=rng("egress"), backpressure_prob=bp)
+
+    def line(self, word: int):
+        return unpack_line(word, self.cfg.elem_bits, self.cfg.lanes)
+
+    def _apply(self, word: int) -> None:
+        r = self.memreq.unpack(word)
+        out = self.mem.apply(r["op"], r["addr"], r["mask"], self.line(r["data"]))
+        if r["op"] == Op.READ:
+            self.resp.send_nowait(self.memresp.pack(data=pack_line(out, self.cfg.elem_bits)))
+
+    async def start(self) -> None:
+        await self.tb.reset()
+        self._streams()
+        ident = await self.csr.read_fields("ID")
+        assert ident == {"version": regmap.VERSION, "magic": regmap.ID_MAGIC}, ident
+
+    async def cycles(self, n: int) -> None:
+        for _ in range(n):
+            await RisingEdge(self.tb.clk)
+
+
+def _ingress_from(cfg, wl, res, prev: int, dest: int):
+    """What device ``prev`` sends to ``dest``: (packet fields) of its REMOTE producer stores
+    (trace order) and of its DMA fires (fire order)."""
+    tr, prog = wl.traces[prev], wl.programs[prev]
+    remote = []
+    for i in range(len(tr)):
+        if int(tr.route[i]):
+            _, r = prog.region_of(int(tr.addr[i]))
+            remote.append(dict(op=int(tr.op[i]), dest=dest, addr=r.translate(int(tr.addr[i]), r.remote_base),
+                               wf_id=int(tr.wf_id[i]), data=pack_line(tr.data[i], cfg.elem_bits)))
+    return remote, _fire_packets(cfg, res.fires[prev], dest)
+
+
+def _fire_packets(cfg, fires, dest):
+    out = []
+    for f in fires:
+        if f.op == FireOp.NONE:
+            continue
+        op = int(Op.UPDATE if f.op == FireOp.UPDATE else Op.STORE)
+        out.append([dict(op=op, dest=dest, addr=a, wf_id=f.wf_id, data=pack_line(f.data[i], cfg.elem_bits))
+                    for i, a in enumerate(f.dest_addrs)])
+    return out
+
+
+@cocotb.test()
+async def golden_device(dut):
+    P = tb_params()
+    if P.get("mode") != "golden":
+        return
+    hw_cfg = T3Config.from_dict(P["cfg"])
+    g = GemmSpec.from_dict(P["gemm"])
+    cfg = hw_cfg.replace(ring_devices=g.devices)      # same widths except the device field
+    wl = make_workload(cfg, g)
+    res = run_ring(cfg, wl.programs, wl.traces)
+    d = P["device"]
+    n = g.devices
+    prev, nxt = (d - 1) % n, wl.programs[d].next_device
+    b = Bench(dut, hw_cfg, P["bp"])
+    await b.start()
+    await b.csr.program(wl.programs[d])
+    rng = random.Random(f"{b.tb.seed}:ingress-order")
+
+    # expected egress: REMOTE producer stores of this device + its DMA packets
+    tr = wl.traces[d]
+    remote_out, _ = _ingress_from(cfg, wl, res, d, nxt)
+    my_fires = _fire_packets(cfg, res.fires[d], nxt)
+    expect = Counter(tuple(sorted(p.items())) for p in remote_out + [p for f in my_fires for p in f])
+    n_expect = sum(expect.values())
+
+    # ingress: previous device's remote stores and DMA packets, randomly merged (each in
+    # order); all-gather STOREs into a tile this device fires in the reduce-scatter wait
+    # until the device has sent that tile (see the module doc).
+    remote_in, dma_in = _ingress_from(cfg, wl, res, prev, d)
+    rs_sent = {f.wf_id: {(f.wf_id, a) for a in f.dest_addrs}
+               for f in res.fires[d] if f.phase == 0 and f.op != FireOp.NONE}
+    seen = set()
+
+    def gate_ok(pkt) -> bool:
+        if pkt["op"] != Op.STORE or pkt["wf_id"] not in rs_sent:
+            return True
+        return rs_sent[pkt["wf_id"]] <= seen
+
+    order = ["r"] * len(remote_in) + ["d"] * sum(len(f) for f in dma_in)
+    rng.shuffle(order)
+    dma_flat = [p for f in dma_in for p in f]
+    n_ingress = len(order)
+
+    for i in range(len(tr)):
+        b.producer.send_nowait(b.prod.pack(op=int(tr.op[i]), addr=int(tr.addr[i]), wf_id=int(tr.wf_id[i]),
+                                           data=pack_line(tr.data[i], cfg.elem_bits)))
+    start = b.producer.cycle
+    ri = di = 0
+    got = []
+    limit = 200 * (len(tr) + n_ingress + n_expect) + 2000
+    for cyc in range(limit):
+        for w in b.egress.items[len(got):]:
+            p = b.link.unpack(w)
+            got.append(p)
+            seen.add((p["wf_id"], p["addr"]))
+        # keep the ingress queue short so that gating acts on the packet at the link head
+        while (ri + di) < n_ingress and len(b.ingress.queue) < 2:
+            pkt = remote_in[ri] if order[ri + di] == "r" else dma_flat[di]
+            if not gate_ok(pkt):
+                break
+            b.ingress.send_nowait(b.link.pack(**pkt))
+            if order[ri + di] == "r":
+                ri += 1
+            else:
+                di += 1
+        if len(got) >= n_expect and ri + di == n_ingress and not b.producer.queue \
+                and not b.ingress.queue and b.producer.accepted == len(tr):
+            break
+        await RisingEdge(b.tb.clk)
+    else:
+        raise AssertionError(f"timeout: {len(got)}/{n_expect} egress packets, ingress {ri + di}/"
+                             f"{n_ingress}, producer {b.producer.accepted}/{len(tr)}; status "
+                             f"{await b.csr.read_fields('STATUS')} err {await b.csr.read_fields('ERR')}")
+    run_cycles = cyc
+    await b.cycles(30)
+    got = [b.link.unpack(w) for w in b.egress.items]
+    have = Counter(tuple(sorted(p.items())) for p in got)
+    extra, missing = have - expect, expect - have
+    assert not extra and not missing, f"egress differs: {sum(extra.values())} unexpected " \
+        f"(e.g. {next(iter(extra), None)}), {sum(missing.values())} missing (e.g. {next(iter(missing), None)})"
+    # every tile's packets in TileGeometry.addresses() order
+    pos = {(p["op"], p["wf_id"], p["addr"]): i for i, p in enumerate(got)}
+    for f in my_fires:
+        idx = [pos[(p["op"], p["wf_id"], p["addr"])] for p in f]
+        assert idx == sorted(idx), f"tile {f[0]['wf_id']:#x}: lines out of order"
+    # memory bit-exact against the golden ring
+    diff = (b.mem.mem != res.memories[d]).any(axis=1).nonzero()[0]
+    assert len(diff) == 0, f"{len(diff)} memory lines differ from golden, first at {diff[0]}"
+    # CSR view
+    err = await b.csr.read_fields("ERR")
+    assert not any(err.values()), f"error flags set: {err}"
+    st = await b.csr.read_fields("STATUS")
+    assert st["occupancy"] == 0 and st["busy"] == 0, st
+    cnt = {}
+    for k in regmap.COUNTERS:
+        try:
+            cnt[k] = (await b.csr.read_fields(k.upper()))[k]
+        except ValueError:
+            raise AssertionError(f"counter {k} reads X: {b.csr.resp_payload.value}") from None
+    tracked = sum(len(f.src_addrs) * wl.programs[d].regions[wl.programs[d].region_of(f.src_addrs[0])[0]]
+                  .contribs(bool(f.phase)) for f in res.fires[d])
+    want = {"producer_reqs": len(tr), "ingress_reqs": n_ingress, "remote_sent": len(remote_out),
+            "tracked_reqs": tracked, "fires": len(res.fires[d]), "dma_tiles": len(res.fires[d]),
+            "dma_lines": sum(len(f) for f in my_fires)}
+    for k, v in want.items():
+        assert cnt[k] == v, f"counter {k}: {cnt[k]}, golden says {v}"
+    b.tb.log.info("device %d of %d: %d producer reqs, %d ingress, %d egress, %d fires in %d cycles "
+                  "(bp=%.2f); stall_cycles=%d; %.3f producer reqs/cycle",
+                  d, n, len(tr), n_ingress, n_expect, len(res.fires[d]), run_cycles, b.bp,
+                  cnt["stall_cycles"], len(tr) / max(1, run_cycles))
+
+
+@cocotb.test()
+async def misuse_flags(dut):
+    """Each error flag, its detail register, the irq output and write-1-to-clear."""
+    P = tb_params()
+    if P.get("mode") != "misuse":
+        return
+    cfg = T3Config.from_dict(P["cfg"])
+    assert cfg.mem_depth_lines < (1 << cfg.addr_bits), "needs a non power-of-two depth"
+    b = Bench(dut, cfg, 0.0)
+    await b.start()
+    region = Region(base=0, limit=64, producer=ProducerAction.TRACKED, update_contribs=1,
+                    update_fire=FireOp.NONE, store_contribs=0, pitch=8, outer_extent=8,
+                    inner_extent=8, tile_outer=2, tile_inner=2, tile_outer0=1, tile_inner0=1)
+    prog = DeviceProgram(device=0, next_device=1, regions=(region,))
+    await b.csr.program(prog)
+    flags = list(regmap.ERROR_FLAGS)
+
+    async def expect_flag(name, *, addr=None, key=None):
+        await b.cycles(20)
+        err = await b.csr.read_fields("ERR")
+        assert err == {f: int(f == name) for f in flags}, f"{name}: ERR={err}"
+        assert int(dut.irq.value) == 1
+        if addr is not None:
+            assert (await b.csr.read_fields("ERR_ADDR"))["err_addr"] == addr
+        if key is not None:
+            k = await b.csr.read_fields("ERR_KEY")
+            assert (k["err_wf_id"], k["err_phase"]) == key, k
+        await b.csr.write_fields("ERR", **{name: 1})
+        err = await b.csr.read_fields("ERR")
+        assert not any(err.values()), f"{name} not cleared: {err}"
+        assert int(dut.irq.value) == 0
+
+    def prod(op, addr, wf=0):
+        return b.prod.pack(op=op, addr=addr, wf_id=wf, data=0)
+
+    wf = wf_id(cfg, 1, 1)
+    tile = list(region.tile(cfg, wf).addresses())
+    await b.producer.send(prod(Op.UPDATE, cfg.mem_depth_lines + 3))
+    await expect_flag("addr_range", addr=cfg.mem_depth_lines + 3)
+    await b.producer.send(prod(Op.READ, 5))
+    await expect_flag("bad_op", addr=5)
+    await b.producer.send(prod(Op.UPDATE, 0, wf_id(cfg, 0, 0)))
+    await expect_flag("tile_outside", key=(wf_id(cfg, 0, 0), 0))
+    await b.producer.send(prod(Op.STORE, tile[0], wf))
+    await expect_flag("threshold_zero", key=(wf, 1))
+    await b.producer.send([prod(Op.UPDATE, a, wf) for a in tile] + [prod(Op.UPDATE, tile[0], wf)])
+    await expect_flag("refire", key=(wf, 0))
+    await b.csr.write_fields("CMD", clear_history=1)
+    # count_over: 3 of 4 counted, then the tile shrinks to 1 row (threshold 2 lines)
+    wf2 = wf_id(cfg, 2, 2)
+    tile2 = list(region.tile(cfg, wf2).addresses())
+    await b.producer.send([prod(Op.UPDATE, a, wf2) for a in tile2[:3]])
+    await b.cycles(10)
+    assert (await b.csr.read_fields("STATUS"))["occupancy"] == 1
+    smaller = Region(**{**region.__dict__, "tile_outer": 1})
+    await b.csr.program(DeviceProgram(device=0, next_device=1, regions=(smaller,)))
+    await b.producer.send(prod(Op.UPDATE, tile2[3], wf2))
+    # with tile_outer 1 the key wf2 is a 1x2 tile (threshold 2): count 4 > 2
+    await expect_flag("count_over", key=(wf2, 0))
+    assert (await b.csr.read_fields("STATUS"))["occupancy"] == 0
+    assert (await b.csr.read_fields("FIRES"))["fires"] == 2
