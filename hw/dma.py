@@ -104,6 +104,13 @@ class DmaEngine(wiring.Component):
         dest_off = Signal(cfg.addr_bits)       # dest_base - base, modulo the address space
         none_done = Signal()
 
+        # geometry step 2 of the tile in `cur` (used in state GEOM)
+        reg = self.regions[cur.region]
+        st2 = tile_step2(m, cfg, reg, s1)
+        fop = Mux(cur.phase, reg.store_fire, reg.update_fire)
+        # a tile outside its region was already flagged by the tracker: send nothing
+        skip = (fop == FireOp.NONE) | ~st2["inside"]
+
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(queue.r_rdy):
@@ -113,15 +120,10 @@ class DmaEngine(wiring.Component):
                     m.d.sync += [cur.eq(f)] + [s1[k].eq(st[k]) for k in s1]
                     m.next = "GEOM"
             with m.State("GEOM"):
-                reg = self.regions[cur.region]
-                st = tile_step2(m, cfg, reg, s1)
-                fop = Mux(cur.phase, reg.store_fire, reg.update_fire)
-                m.d.sync += [op.eq(fop), rows.eq(st["rows"]), row_lines.eq(st["row_lines"]),
-                             r.eq(0), c.eq(0), addr.eq(st["origin"]), row_start.eq(st["origin"]),
+                m.d.sync += [op.eq(fop), rows.eq(st2["rows"]), row_lines.eq(st2["row_lines"]),
+                             r.eq(0), c.eq(0), addr.eq(st2["origin"]), row_start.eq(st2["origin"]),
                              pitch.eq(reg.pitch), dest_off.eq(reg.dest_base - reg.base)]
-                # a tile outside its region was already flagged by the tracker: send nothing
-                with m.If((fop == FireOp.NONE) | ~st["inside"]):
-                    m.d.comb += none_done.eq(1)
+                with m.If(skip):
                     m.next = "IDLE"
                 with m.Else():
                     m.next = "ISSUE"
@@ -141,6 +143,8 @@ class DmaEngine(wiring.Component):
                         m.d.sync += [c.eq(c + 1), addr.eq(addr + 1)]
                     with m.If(last):
                         m.next = "IDLE"
+
+        m.d.comb += none_done.eq(fsm.ongoing("GEOM") & skip)
 
         # READs carry no data; every lane of the line is returned (mask all ones)
         m.d.comb += self.rd.payload.eq(Cat(Const(Op.READ, 2), addr, Const((1 << cfg.lanes) - 1, cfg.lanes),

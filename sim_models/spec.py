@@ -25,6 +25,8 @@ __all__ = [
     "T3Config", "DEFAULT_CONFIG", "load_config",
     "producer_request_fields", "memory_request_fields", "memory_response_fields",
     "link_packet_fields", "fields_width",
+    "CONTRIB_BITS", "PHASE_UPDATE", "PHASE_STORE", "region_fields", "tracked_request_fields",
+    "fire_fields",
 ]
 
 

@@ -24,7 +24,8 @@ def register(sub) -> None:
     p.add_argument("--workloads", metavar="FILE",
                    help="workloads TOML (default: sim_models/configs/workloads_paper.toml)")
     p.add_argument("--tokens", type=positive_int, metavar="T",
-                   help="tokens per GEMM (overrides the workloads file)")
+                   help="tokens per GEMM (overrides the workloads file; the tokens sweep "
+                        "sets its own)")
     p.add_argument("--fused-ag", action="store_true",
                    help="also model T3-MCA with the all-gather fused (config t3_mca_fused_ag; "
                         "our extension, not in the paper's numbers)")
@@ -39,18 +40,18 @@ def run(args: argparse.Namespace) -> int:
     from sim_models.perf.hardware import load_hardware
     from sim_models.perf.sweep import paper_rows, run_sweep, summarize
     from sim_models.perf.workloads import load_workloads
+    plot_dir = _out_dir(args.plot) if args.plot else None     # fail before any output
     hw = load_hardware(args.config)
     wl = load_workloads(args.workloads)
     if args.sweep:
-        entries = run_sweep(args.sweep, hw, wl)
+        entries = run_sweep(args.sweep, hw, wl, tokens=args.tokens)
         if args.json:
             print(json.dumps({"sweep": args.sweep, "entries": entries}, indent=1))
         else:
             _print_sweep(entries)
-        if args.plot:
+        if plot_dir:
             from sim_models.perf.plots import plot_sweep
-            d = _out_dir(args.plot)
-            print_paths([plot_sweep(entries, d / f"sweep_{args.sweep}.png")], args.json)
+            print_paths([plot_sweep(entries, plot_dir / f"sweep_{args.sweep}.png")], args.json)
         return 0
     rows = paper_rows(hw, wl, tokens=args.tokens, extended=args.fused_ag)
     summary = summarize(rows)
@@ -59,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_table(rows)
         _print_summary(summary)
-    if args.plot:
+    if plot_dir:
         from sim_models.perf.plots import write_all
-        print_paths(write_all(rows, _out_dir(args.plot)), args.json)
+        print_paths(write_all(rows, plot_dir), args.json)
     return 0
 
 
@@ -108,6 +109,8 @@ def _print_table(rows) -> None:
               + "".join(f"{rs[c]['time_us']:>10.1f}" for c in CONFIGS)
               + "".join(f"{rs[c]['speedup']:>8.3f}" for c in CONFIGS[1:])
               + f"{seq_mb:>13.1f}{t3_mb:>10.1f}{rs['t3_mca']['dram_reduction'] * 100:>6.1f}%")
+    print("DRAM: GEMM + reduce-scatter bytes per device (sw_overlap and ideal move about the "
+          "sequential bytes, t3 the t3_mca bytes; per configuration in --json)")
 
 
 def _print_summary(summary) -> None:
@@ -117,7 +120,8 @@ def _print_summary(summary) -> None:
     print("Speedup over sequential (% faster = T_seq/T - 1) and DRAM reduction "
           "(GEMM + RS bytes), geomean / max:")
     for sname, models in summary["sets"].items():
-        print(f"  set {sname}: {', '.join(models)}")
+        subs = summary["sublayer_sets"].get(sname)
+        print(f"  set {sname}: {', '.join(models)}" + (f"; sublayers {', '.join(subs)}" if subs else ""))
         for c in CONFIGS[1:]:
             s = summary[c][sname]
             print(f"    {c:<11} speedup {s['speedup']['geomean_pct']:6.1f}% / "

@@ -26,12 +26,12 @@ def unused(component):
     return component
 
 
-
 def new_seed() -> int:
     """A random seed, or T3_SEED when set; printed so a failing run can be repeated."""
     seed = int(os.environ.get("T3_SEED") or random.randrange(1 << 30))
     print(f"seed={seed} (T3_SEED={seed} reproduces)")
     return seed
+
 
 def small(dtype="fp16", **kw) -> T3Config:
     return T3Config(**{"dtype": dtype, "line_bytes": 8, "mem_depth_lines": 32, **kw})

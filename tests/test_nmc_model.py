@@ -13,12 +13,12 @@ from sim_models.spec import ConfigError, Op, T3Config
 DTYPES = ("fp16", "bf16", "fp32")
 
 
-
 def new_seed() -> int:
     """A random seed, or T3_SEED when set; printed so a failing run can be repeated."""
     seed = int(os.environ.get("T3_SEED") or random.randrange(1 << 30))
     print(f"seed={seed} (T3_SEED={seed} reproduces)")
     return seed
+
 
 def small(dtype: str) -> T3Config:
     return T3Config(dtype=dtype, line_bytes=16, mem_depth_lines=32)

@@ -107,10 +107,11 @@ def test_tokens_override(capsys):
     (["--tokens", "0"], "--tokens"),
     (["--config", "/nonexistent/hw.toml"], "/nonexistent/hw.toml: cannot read"),
     (["--workloads", "/nonexistent/wl.toml"], "/nonexistent/wl.toml: cannot read"),
+    (["--plot", "/dev/null"], "--plot /dev/null"),
 ])
 def test_bad_arguments_exit_2_one_line(capsys, argv, needle):
     rc, out, err = _run(capsys, *argv)
-    assert rc == 2
+    assert rc == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("t3") and needle in err
 
 

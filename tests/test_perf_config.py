@@ -68,6 +68,7 @@ WL_CASES = [
     (r"^tp = \[8, 16\]$", 'tp = "8"', "model[0].tp", "list of integers"),
     (r"^micro_batch = .*$", "", "tokens.micro_batch", "missing key"),
     (r'^name = "OP".*$', 'name = "OP"\nk_per_hiden = 1', "sublayer[0].k_per_hiden", "unknown key"),
+    (r'^name = "T-NLG".*$', 'name = "Mega-GPT-2"', "model[1].name", "duplicate"),
 ]
 
 

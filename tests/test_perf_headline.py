@@ -39,3 +39,10 @@ def test_t3_beats_software_overlap_and_ideal_bounds_both(summary):
               ("sw_overlap", "ideal", "t3", "t3_mca")}
         assert sp["sw_overlap"] < sp["t3_mca"] <= sp["ideal"] + 1e-9
         assert sp["t3"] <= sp["ideal"] + 1e-9
+
+
+def test_report_part_for_t3_report():
+    from sim_models.perf.sweep import report
+    data, md, ok = report()
+    assert ok and len(data["rows"]) == 140
+    assert "| speedup_geomean_pct | 30.0% |" in md and "| MT-NLG | 32 | IP_bwd |" in md

@@ -48,9 +48,15 @@ def test_ring_times_by_hand():
     c = S / n
     lb = 3 * c / 150e9 + 500e-9
     assert ring_link_bound_s(HW, S, n) == pytest.approx(lb)
-    # link-bound steps (DRAM traffic 3C at 900 GB/s is faster than C at 150 GB/s)
+    # link-bound steps (DRAM traffic of at most 6C at 900 GB/s is no slower than C at
+    # 150 GB/s)
     assert ring_rs_s(HW, S, n) == pytest.approx(3 * (c / 150e9 + 500e-9))
     assert ring_ag_s(HW, S, n) == pytest.approx(3 * (c / 150e9 + 500e-9))
+    # DRAM-bound when the memory is slow: 200 GB/s x 0.9 = 180 GB/s; RS steps move
+    # 2C, 3C, 6C; AG steps 2C each
+    slow = HW.replace(gpu={"hbm_bandwidth_GBps": 200.0})
+    assert ring_rs_s(slow, S, n) == pytest.approx(3 * 500e-9 + 11 * c / 180e9)
+    assert ring_ag_s(slow, S, n) == pytest.approx(3 * 500e-9 + 6 * c / 180e9)
 
 
 @pytest.mark.parametrize("sub", SUBS, ids=_ids)

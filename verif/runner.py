@@ -84,7 +84,7 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
         if code_cov:
             build_args += ["--coverage-line", "--coverage-toggle"]
     runner = get_runner(sim)
-    runner.build(verilog_sources=sources, hdl_toplevel=top, build_dir=build_dir,
+    runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
                  timescale=TIMESCALE, build_args=build_args, waves=waves, always=False)
     modules = [test_module] if isinstance(test_module, str) else list(test_module)
     tag = hashlib.sha256(json.dumps([modules, testcase, seed, params], sort_keys=True,

@@ -156,7 +156,7 @@ async def golden_device(dut):
     for i in range(len(tr)):
         b.producer.send_nowait(b.prod.pack(op=int(tr.op[i]), addr=int(tr.addr[i]), wf_id=int(tr.wf_id[i]),
                                            data=pack_line(tr.data[i], cfg.elem_bits)))
-    start = b.producer.cycle
+    delay = int(P.get("ingress_delay", 0))
     ri = di = 0
     got = []
     limit = 200 * (len(tr) + n_ingress + n_expect) + 2000
@@ -165,15 +165,21 @@ async def golden_device(dut):
             p = b.link.unpack(w)
             got.append(p)
             seen.add((p["wf_id"], p["addr"]))
-        # keep the ingress queue short so that gating acts on the packet at the link head
-        while (ri + di) < n_ingress and len(b.ingress.queue) < 2:
-            pkt = remote_in[ri] if order[ri + di] == "r" else dma_flat[di]
-            if not gate_ok(pkt):
-                break
-            b.ingress.send_nowait(b.link.pack(**pkt))
-            if order[ri + di] == "r":
+        # keep the ingress queue short so that gating acts on the packet at the link head;
+        # `ingress_delay`: the link starts late, so the producer runs ahead (table fills)
+        while (ri + di) < n_ingress and len(b.ingress.queue) < 2 and cyc >= delay:
+            src = order[ri + di]
+            if src == "r" and ri == len(remote_in):
+                src = "d"
+            if src == "d" and (di == len(dma_flat) or not gate_ok(dma_flat[di])):
+                if ri == len(remote_in):
+                    break
+                src = "r"           # the held DMA packet lets remote stores overtake it
+            if src == "r":
+                b.ingress.send_nowait(b.link.pack(**remote_in[ri]))
                 ri += 1
             else:
+                b.ingress.send_nowait(b.link.pack(**dma_flat[di]))
                 di += 1
         if len(got) >= n_expect and ri + di == n_ingress and not b.producer.queue \
                 and not b.ingress.queue and b.producer.accepted == len(tr):
@@ -211,6 +217,8 @@ async def golden_device(dut):
             raise AssertionError(f"counter {k} reads X: {b.csr.resp_payload.value}") from None
     tracked = sum(len(f.src_addrs) * wl.programs[d].regions[wl.programs[d].region_of(f.src_addrs[0])[0]]
                   .contribs(bool(f.phase)) for f in res.fires[d])
+    if P.get("expect_stall"):
+        assert cnt["stall_cycles"] > 0, "the table never filled: the stall path was not exercised"
     want = {"producer_reqs": len(tr), "ingress_reqs": n_ingress, "remote_sent": len(remote_out),
             "tracked_reqs": tracked, "fires": len(res.fires[d]), "dma_tiles": len(res.fires[d]),
             "dma_lines": sum(len(f) for f in my_fires)}

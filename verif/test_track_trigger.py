@@ -45,6 +45,16 @@ def test_golden_e16(sim, name, gemm, device, bp):
 
 @pytest.mark.cocotb
 @pytest.mark.xdist_group("track_trigger")
+def test_golden_e16_stall(sim):
+    """The link starts 600 cycles late: the producer runs ahead, more tiles are live than
+    the 16 entries, the producer lane stalls until link updates complete tiles."""
+    _, gemm, device, bp = GEMMS[2]
+    _run(sim, "e16", {"mode": "golden", "gemm": gemm, "device": device, "bp": 0.1,
+                      "ingress_delay": 600, "expect_stall": True})
+
+
+@pytest.mark.cocotb
+@pytest.mark.xdist_group("track_trigger")
 def test_golden_e256(sim):
     _, gemm, device, bp = GEMMS[2]
     _run(sim, "e256", {"mode": "golden", "gemm": gemm, "device": device, "bp": bp})

@@ -41,6 +41,8 @@ class FusedResult:
 
 def _stage_time(w: float, b: float, bw: float, bw_g: float, overlap: float) -> float:
     g0 = max(w, b / bw)
+    if b <= 0:
+        return g0                     # no DRAM traffic: nothing to contend for
     g1 = max(w, b / bw_g) if bw_g > 0 else float("inf")
     if overlap <= 0 or g1 <= g0:
         return g0
@@ -56,7 +58,7 @@ def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: st
     c = out_bytes / n
     w = gemm.compute_s / n
     r_stage = gemm.read_bytes / n
-    tile_s = hw.gpu.tile_bytes / B
+    tile_s = min(hw.gpu.tile_bytes, c) / B       # one tracked tile (chunks may be smaller)
     t3 = mode == "t3"
     cost = hw.t3.nmc_update_cost
     if t3:
@@ -145,7 +147,7 @@ def fused_ag_end(hw: Hardware, rs: FusedResult, n: int, out_bytes: float) -> flo
         return rs.rs_end_s
     B, L = hw.link.Bps, hw.link.latency_s
     c = out_bytes / n
-    d = hw.t3.trigger_latency_s + hw.gpu.tile_bytes / B
+    d = hw.t3.trigger_latency_s + min(hw.gpu.tile_bytes, c) / B
     r = min(B, hw.gpu.dram_Bps / 2, hw.t3.dma_bandwidth_GBps * 1e9)
     last_stage_start = rs.gemm_end_s - rs.stage_s[-1]
     start = max(rs.last_send_end_s, last_stage_start, rs.last_send_start_s + L + d)

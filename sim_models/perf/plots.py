@@ -45,6 +45,8 @@ def plot_speedup(rows, path: Path) -> Path:
         xs = [j + (i - (len(cfgs) - 1) / 2) * width for j in range(len(keys))]
         ax.bar(xs, [by[k + (c,)]["speedup"] for k in keys], width, label=c, color=_COLORS[c])
     ax.axhline(1.0, color="k", lw=0.8)
+    lo = min(r["speedup"] for r in rows)
+    ax.set_ylim(min(0.9, lo - 0.05), None)
     ax.set_xticks(range(len(keys)), [_label(k) for k in keys], rotation=90, fontsize=7)
     ax.set_ylabel("speedup over sequential")
     ax.set_title("Sublayer speedup (GEMM + all-reduce), per device")

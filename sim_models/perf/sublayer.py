@@ -15,7 +15,7 @@ tracker and DMA as well (pipeline.fused_ag_end); same DRAM bytes as t3_mca.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .collective_time import ring_ag_s, ring_link_bound_s, ring_rs_s
 from .gemm_time import gemm_cost
@@ -38,7 +38,6 @@ class ConfigResult:
     rs_end_s: float    # reduce-scatter complete (from the start)
     ag_s: float        # all-gather duration
     traffic: Traffic
-    extra: dict = field(default_factory=dict)
 
 
 def evaluate(hw: Hardware, sub: Sublayer, *, extended: bool = False) -> dict[str, ConfigResult]:
@@ -51,7 +50,7 @@ def evaluate(hw: Hardware, sub: Sublayer, *, extended: bool = False) -> dict[str
     base = baseline_traffic(g.read_bytes, S, n)
     out = {}
     out["sequential"] = ConfigResult("sequential", g.time_s + rs + ag, g.time_s,
-                                     g.time_s + rs, ag, base, {"rs_s": rs})
+                                     g.time_s + rs, ag, base)
     g_sw = gemm_cost(gpu, sub.tokens, sub.hidden, sub.k, cus=gpu.compute_units - hw.sw.comm_cus)
     f = fused_rs(hw, g_sw, n, S, mode="sw", policy="fifo")
     out["sw_overlap"] = ConfigResult("sw_overlap", f.rs_end_s + ag, f.gemm_end_s, f.rs_end_s,
@@ -60,11 +59,13 @@ def evaluate(hw: Hardware, sub: Sublayer, *, extended: bool = False) -> dict[str
     out["ideal"] = ConfigResult("ideal", max(g.time_s, rs_lb) + ag, g.time_s,
                                 max(g.time_s, rs_lb), ag, base)
     t3t = t3_traffic(g.read_bytes, S, n)
+    fused = {}
     for name, policy in (("t3", "fifo"), ("t3_mca", "mca")):
-        f = fused_rs(hw, g, n, S, mode="t3", policy=policy)
+        f = fused[name] = fused_rs(hw, g, n, S, mode="t3", policy=policy)
         out[name] = ConfigResult(name, f.rs_end_s + ag, f.gemm_end_s, f.rs_end_s, ag, t3t)
     if extended:
-        end = fused_ag_end(hw, f, n, S)          # f: the t3_mca pipeline
+        f = fused["t3_mca"]
+        end = fused_ag_end(hw, f, n, S)
         out["t3_mca_fused_ag"] = ConfigResult("t3_mca_fused_ag", end, f.gemm_end_s,
                                               f.rs_end_s, end - f.rs_end_s, t3t)
     return out

@@ -16,7 +16,7 @@ from .hardware import Hardware, load_hardware
 from .sublayer import CONFIGS, EXTRA_CONFIGS, evaluate
 from .workloads import Workloads, load_workloads
 
-__all__ = ["paper_rows", "summarize", "SUMMARY_SETS", "PAPER_HEADLINE", "SWEEPS",
+__all__ = ["paper_rows", "summarize", "markdown_table", "report", "SUMMARY_SETS", "SUBLAYER_SETS", "PAPER_HEADLINE", "SWEEPS",
            "run_sweep", "geomean"]
 
 #: sublayer sets of the paper's summaries (model names)
@@ -26,7 +26,10 @@ SUMMARY_SETS = {
     "all": ("Mega-GPT-2", "T-NLG", "GPT-3", "PALM", "MT-NLG"),
     "500B": ("PALM", "MT-NLG"),                 # the ~500B models, TP 32
     "small": ("Mega-GPT-2", "T-NLG"),           # TP 8 and 16 (alternative reading)
+    "forward": ("Mega-GPT-2", "T-NLG", "GPT-3", "PALM", "MT-NLG"),   # with SUBLAYER_SETS
 }
+#: sets restricted to some sublayers: the forward ones are what prompt-phase inference runs
+SUBLAYER_SETS = {"forward": ("OP", "FC2")}
 
 #: the paper's abstract, in percent
 PAPER_HEADLINE = {
@@ -88,12 +91,15 @@ def summarize(rows: list[dict]) -> dict:
     T_seq/T - 1) and DRAM reduction (1 - bytes/bytes_seq), geomean / max / min.
     A geomean of reductions is taken over the ratios bytes_seq/bytes as for speedups
     and reported as 1 - 1/geomean."""
-    out: dict = {"sets": {k: list(v) for k, v in SUMMARY_SETS.items()}}
+    out: dict = {"sets": {k: list(v) for k, v in SUMMARY_SETS.items()},
+                 "sublayer_sets": {k: list(v) for k, v in SUBLAYER_SETS.items()}}
     sets = SUMMARY_SETS
     for cfg in CONFIGS + tuple(c for c in EXTRA_CONFIGS if any(r["config"] == c for r in rows)):
         per = {}
         for sname, models in sets.items():
-            sel = [r for r in rows if r["config"] == cfg and r["model"] in models]
+            subs = SUBLAYER_SETS.get(sname)
+            sel = [r for r in rows if r["config"] == cfg and r["model"] in models
+                   and (subs is None or r["sublayer"] in subs)]
             sp = _stats([r["speedup"] for r in sel])
             red = [1.0 / (1.0 - r["dram_reduction"]) for r in sel]
             dm = {"n": len(red)}
@@ -112,6 +118,41 @@ def summarize(rows: list[dict]) -> dict:
     }
     out["headline"] = {"config": "t3_mca", "paper": PAPER_HEADLINE, "model": ours}
     return out
+
+
+def markdown_table(rows: list[dict] | None = None) -> str:
+    """The per-sublayer table of docs/system_model.md."""
+    rows = rows or paper_rows()
+    by: dict = {}
+    for r in rows:
+        by.setdefault((r["model"], r["tp"], r["sublayer"]), {})[r["config"]] = r
+    out = ["| model | TP | sublayer | K | seq µs | sw_overlap | ideal | t3 | t3_mca "
+           "| DRAM seq MB | DRAM t3_mca MB | DRAM − |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (m, tp, s), v in by.items():
+        q, t = v["sequential"], v["t3_mca"]
+        mb = lambda r: (r["dram_read_bytes"] + r["dram_write_bytes"]) / 1e6  # noqa: E731
+        out.append(f"| {m} | {tp} | {s} | {q['k']} | {q['time_us']:.0f} | "
+                   + " | ".join(f"{v[c]['speedup']:.3f}" for c in CONFIGS[1:])
+                   + f" | {mb(q):.1f} | {mb(t):.1f} | {100 * t['dram_reduction']:.1f}% |")
+    return "\n".join(out)
+
+
+def report(hw: Hardware | None = None, wl: Workloads | None = None) -> tuple[dict, str, bool]:
+    """For ``t3 report``: (JSON-ready {"rows", "summary"}, a Markdown section, ok), ok
+    meaning every headline number is within 3 percentage points of the paper."""
+    rows = paper_rows(hw, wl)
+    summary = summarize(rows)
+    h = summary["headline"]
+    lines = ["## System model: T3-MCA vs sequential (paper headline)", "",
+             "| metric | paper | model |", "|---|---|---|"]
+    ok = True
+    for k, paper in h["paper"].items():
+        ours = h["model"][k]
+        ok &= abs(ours - paper) <= 3.0
+        lines.append(f"| {k} | {paper:.1f}% | {ours:.1f}% |")
+    lines += ["", markdown_table(rows), ""]
+    return {"rows": rows, "summary": summary}, "\n".join(lines), ok
 
 
 # ---- parameter sweeps -------------------------------------------------------------------
@@ -135,7 +176,8 @@ SWEEPS = {
 }
 
 
-def run_sweep(name: str, hw: Hardware | None = None, wl: Workloads | None = None) -> list[dict]:
+def run_sweep(name: str, hw: Hardware | None = None, wl: Workloads | None = None, *,
+              tokens: int | None = None) -> list[dict]:
     """One summary per sweep value: geomean/max speedup of each config over all
     sublayers (all models), plus the T3-MCA DRAM reduction."""
     hw = hw or load_hardware()
@@ -143,7 +185,7 @@ def run_sweep(name: str, hw: Hardware | None = None, wl: Workloads | None = None
     sw = SWEEPS[name]
     out = []
     for v in sw.values:
-        h, kw = hw, {}
+        h, kw = hw, {"tokens": tokens}
         if name == "tp":
             kw["tp"] = (v,)
         elif name == "link-bw":

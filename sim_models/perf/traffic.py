@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .collective_time import ag_steps, rs_steps
+
 __all__ = ["Traffic", "baseline_traffic", "t3_traffic"]
 
 
@@ -48,20 +50,19 @@ class Traffic:
     def total(self) -> float:
         return self.read + self.write
 
-    def as_dict(self) -> dict[str, int]:
-        return {f"{k}_bytes": int(round(v)) for k, v in self.__dict__.items()}
 
-
-def _ag(c: float, n: int) -> tuple[float, float]:
-    return (n - 1) * c, (n - 1) * c
+def _sum(steps: list[tuple[float, float]]) -> tuple[float, float]:
+    return sum(r for r, _ in steps), sum(w for _, w in steps)
 
 
 def baseline_traffic(input_bytes: float, out_bytes: float, n: int) -> Traffic:
+    """The ring kernels' step by step traffic (collective_time): RS (2n-1)C read, nC
+    written; AG (n-1)C each way."""
     c = out_bytes / n
-    return Traffic(input_bytes, out_bytes, (2 * n - 1) * c, n * c, *_ag(c, n))
+    return Traffic(input_bytes, out_bytes, *_sum(rs_steps(c, n)), *_sum(ag_steps(c, n)))
 
 
 def t3_traffic(input_bytes: float, out_bytes: float, n: int) -> Traffic:
     c = out_bytes / n
-    return Traffic(input_bytes, (n - 1) * c, (n - 2) * c, (n - 1) * c, *_ag(c, n),
+    return Traffic(input_bytes, (n - 1) * c, (n - 2) * c, (n - 1) * c, *_sum(ag_steps(c, n)),
                    nmc_internal_read=(n - 1) * c)

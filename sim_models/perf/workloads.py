@@ -87,6 +87,8 @@ def load_workloads(path: str | Path | None = None) -> Workloads:
         if not isinstance(name, str) or not name:
             t.fail("name", "must be a non-empty string")
         t.used.add("name")
+        if any(m.name == name for m in models):
+            t.fail("name", "duplicate model name")
         hidden = t.integer("hidden", 1, 1 << 20)
         tps = t.data.get("tp")
         t.used.add("tp")
@@ -103,6 +105,8 @@ def load_workloads(path: str | Path | None = None) -> Workloads:
         if not isinstance(name, str) or not name:
             t.fail("name", "must be a non-empty string")
         t.used.add("name")
+        if any(x.name == name for x in subs):
+            t.fail("name", "duplicate sublayer name")
         subs.append(SublayerKind(name, t.integer("k_per_hidden", 1, 64)))
         t.done()
     top.done()

@@ -1,0 +1,140 @@
+"""t3.area and `t3 report area`: the flow on real blocks, the cache, the direction of
+change with the configuration, the JSON schema (as documented), and CLI errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from hw.designs import load_all
+from sim_models.spec import DEFAULT_CONFIG, T3Config
+from t3 import area, liberty
+from t3.cli import main
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "area.md"
+
+#: a small configuration for the growth test (few regions and short ids keep the tracker
+#: small; only tracker_entries differs between the two points)
+SMALL = dict(regions=1, wf_outer_bits=2, wf_inner_bits=2, count_bits=4, dma_queue_depth=2,
+             mem_depth_lines=64)
+
+
+def _measure(name: str, cfg: T3Config, root: Path, *, fpga: bool = False, log=None) -> dict:
+    return area.measure_design(name, load_all()[name], cfg, fpga=fpga, cache_root=root,
+                               progress=(log.append if log is not None else lambda s: None))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("area_cache")
+
+
+@pytest.fixture(scope="module")
+def fp16(cache) -> dict:
+    return _measure("t3_float_adder_fp16", DEFAULT_CONFIG, cache, fpga=True)
+
+
+def test_float_adder_full_flow(fp16):
+    d = fp16
+    assert list(d) == list(area.DESIGN_KEYS)
+    assert d["status"] == "ok" and d["fpga_status"] == "ok", d
+    assert d["memory_bits"] == d["sram_bits"] == 0
+    assert d["nand2_eq"] == round(d["transistors"] / 4)
+    assert d["total_area_um2_est"] == pytest.approx(d["area_um2_est"])
+    # the adder's pipeline registers are flip-flops in both technologies
+    assert d["flip_flops"] > 0 and d["ecp5_ff"] == d["flip_flops"]
+    assert d["ecp5_lut4"] > 0 and 1 < d["fmax_mhz"] < 1000
+    assert set(d["runtime_s"]) == set(area.STEPS) and all(
+        v is not None and v >= 0 for v in d["runtime_s"].values())
+
+
+def test_rerun_reuses_the_cache(cache, fp16):
+    log: list[str] = []
+    again = _measure("t3_float_adder_fp16", DEFAULT_CONFIG, cache, fpga=True, log=log)
+    assert again["cached_steps"] == list(area.STEPS)
+    assert all("(cached" in line for line in log) and len(log) == len(area.STEPS)
+    numbers = [k for k in area.DESIGN_KEYS if k not in ("cached_steps",)]
+    assert {k: again[k] for k in numbers} == {k: fp16[k] for k in numbers}
+    # another configuration is another cache entry
+    other = DEFAULT_CONFIG.replace(fp_adder_stages=3)
+    assert area.cache_key("t3_float_adder_fp16", other, device=area.eda.ECP5_85K, freq_mhz=100) \
+        != area.cache_key("t3_float_adder_fp16", DEFAULT_CONFIG, device=area.eda.ECP5_85K,
+                          freq_mhz=100)
+
+
+def test_fp32_adder_is_bigger_than_fp16(cache, fp16):
+    fp32 = _measure("t3_float_adder_fp32", DEFAULT_CONFIG, cache)
+    for k in ("cells", "flip_flops", "transistors", "area_um2_est"):
+        assert fp32[k] > fp16[k], k
+    assert fp32["fpga_status"] == "skipped (--no-fpga)" and fp32["ecp5_lut4"] is None
+
+
+def test_tracker_grows_with_entries(cache):
+    small = _measure("t3_tracker", T3Config(tracker_entries=2, **SMALL), cache)
+    big = _measure("t3_tracker", T3Config(tracker_entries=16, **SMALL), cache)
+    assert small["status"] == big["status"] == "ok", (small["status"], big["status"])
+    for k in ("flip_flops", "transistors", "area_um2_est"):
+        assert big[k] > small[k], k
+    # each added entry holds at least its table state in flip-flops
+    entry_bits = area.tracker_storage(T3Config(tracker_entries=2, **SMALL))["storage_bits"] // 2
+    assert big["flip_flops"] - small["flip_flops"] >= 14 * entry_bits
+
+
+def test_broken_design_is_an_entry_not_a_crash(cache):
+    def broken(cfg):
+        raise RuntimeError("elaboration exploded\nsecond line")
+    d = area.measure_design("t3_broken", broken, DEFAULT_CONFIG, cache_root=cache,
+                            progress=lambda s: None)
+    assert d["status"] == "error: RuntimeError: elaboration exploded second line"
+    assert d["cells"] is None and d["fpga_status"] == "error: no Verilog"
+
+
+def test_context_and_tracker_storage():
+    ts = area.tracker_storage(DEFAULT_CONFIG)
+    assert ts is not None and ts["entries"] == 256 and ts["paper_storage_kb"] == 19
+    assert ts["storage_kib"] == pytest.approx(ts["storage_bits"] / 8192, abs=0.01)
+    fake = {k: None for k in area.DESIGN_KEYS} | {"status": "ok", "transistors": 1000,
+                                                   "sram_bits": 100, "area_um2_est": 50.0}
+    ctx = area.unit_context({"t3_tracker": fake, "t3_link": fake,
+                             "t3_compute_memory": fake})
+    # the link is a model (left out); the compute memory's SRAM stands for DRAM
+    assert ctx["basis"] == "sum of blocks: t3_tracker, t3_compute_memory"
+    assert ctx["transistors"] == 2000 + 100 * liberty.SRAM_TRANSISTORS_PER_BIT
+    assert ctx["fraction_of_gpu_transistors"] == pytest.approx(ctx["transistors"] / 54.2e9)
+
+
+def test_cli_json_schema_matches_docs(tmp_path, capsys):
+    rc = main(["report", "area", "--no-fpga", "--design", "t3_float_adder_bf16",
+               "--out", str(tmp_path)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "t3_float_adder_bf16: synth" in out            # progress, one line per step
+    data = json.loads((tmp_path / "area.json").read_text())
+    assert list(data) == list(area.TOP_KEYS) and data["schema"] == area.SCHEMA_ID
+    assert list(data["designs"]["t3_float_adder_bf16"]) == list(area.DESIGN_KEYS)
+    md = (tmp_path / "area.md").read_text()
+    assert "| t3_float_adder_bf16 |" in md
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)` \|", DOCS.read_text(), re.M))
+    assert set(area.DESIGN_KEYS) | set(area.TOP_KEYS) <= documented
+
+
+@pytest.mark.parametrize("text", [None, "[t3]\ntracker_entries = 0\n", "[t3\n",
+                                  "[t3]\nentries = 4\n"])
+def test_bad_config_is_one_line_exit_2(tmp_path, capsys, text):
+    path = tmp_path / "bad.toml"
+    if text is not None:
+        path.write_text(text)
+    rc = main(["report", "area", "--config", str(path), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("t3 report: error: ") and err.count("\n") == 1, err
+    assert str(path) in err
+    assert not (tmp_path / "o").exists()               # failed before any work
+
+
+def test_unknown_design_is_a_usage_error(capsys):
+    assert main(["report", "area", "--design", "nope"]) == 2
+    assert "--design 'nope': unknown" in capsys.readouterr().err

@@ -1,0 +1,154 @@
+"""A ring scenario end to end, from the Python side: build the workload (sim_models),
+compute the golden result, build the ring RTL, run the cocotb ring testbench
+(verif/tb_ring.py) under Icarus or Verilator, and collect its results.
+
+Used by the pytest entry points (verif/test_ring.py), by `t3 sim` and by the benchmarks.
+The testbench and this module exchange files in ``workdir``: ``trace/`` (the traces and
+programming, docs/trace_format.md), ``golden.npz`` (every device's expected memory),
+``expect.json`` (expected request counts) and ``result_<mode>.json`` /
+``readback_<mode>.npz`` written by the testbench.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim_models.gemm import GemmSpec, config_for, make_workload
+from sim_models.spec import ConfigError, T3Config
+
+__all__ = ["RingScenario", "prepare", "run_scenario", "MODES"]
+
+MODES = ("t3", "baseline")
+
+
+@dataclass(frozen=True)
+class RingScenario:
+    """One ring run. Sizes in elements; link latency in cycles; link bandwidth in lines
+    per cycle (the memory moves 1 line per cycle); ``jitter``: max random extra cycles
+    added to producer issue times; ``backpressure``: probability the testbench stalls a
+    stream it sinks (host read responses)."""
+    devices: int = 4
+    m: int = 64
+    n: int = 64
+    k: int = 32
+    dtype: str = "fp16"
+    layout: str = "row"
+    wg_tile: tuple[int, int] = (16, 16)
+    wf_tile: tuple[int, int] = (8, 8)
+    cus: int = 4
+    wg_cycles: int = 16
+    line_bytes: int = 8
+    tracker_entries: int = 16
+    link_latency: int = 20
+    link_bw: float = 0.5
+    policy: str = "mca"
+    fuse_allgather: bool = True
+    seed: int = 0
+    jitter: int = 0
+    backpressure: float = 0.0
+    modes: tuple[str, ...] = MODES
+
+    def __post_init__(self) -> None:
+        for m in self.modes:
+            if m not in MODES:
+                raise ConfigError(f"modes: {m!r}: must be one of {', '.join(MODES)}")
+        if not 0.0 <= self.backpressure < 1.0:
+            raise ConfigError(f"backpressure={self.backpressure}: must be in [0, 1)")
+        if not isinstance(self.jitter, int) or self.jitter < 0:
+            raise ConfigError(f"jitter={self.jitter!r}: must be a non-negative integer")
+
+    def gemm(self) -> GemmSpec:
+        return GemmSpec(m=self.m, n=self.n, k=self.k, devices=self.devices, dtype=self.dtype,
+                        layout=self.layout, wg_tile=self.wg_tile, wf_tile=self.wf_tile,
+                        cus=self.cus, wg_cycles=self.wg_cycles, seed=self.seed)
+
+    def config(self) -> T3Config:
+        base = T3Config(dtype=self.dtype, line_bytes=self.line_bytes,
+                        tracker_entries=self.tracker_entries, ring_devices=self.devices,
+                        link_latency_cycles=self.link_latency,
+                        link_lines_per_cycle=self.link_bw, arbiter_policy=self.policy,
+                        regions=max(4, 1 << (self.devices - 1).bit_length()),
+                        mem_depth_lines=16)
+        return config_for(self.gemm(), base)
+
+    def hw_key(self) -> dict[str, Any]:
+        """The parameters that select a ring build (everything else is run time)."""
+        c = self.config()
+        return {"top": "t3_ring", **{k: v for k, v in c.to_dict().items()
+                                     if k not in ("link_latency_cycles", "link_lines_per_cycle",
+                                                  "arbiter_policy", "clock_ghz")},
+                "link_depth": link_depth(c)}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["wg_tile"], d["wf_tile"], d["modes"] = list(self.wg_tile), list(self.wf_tile), list(self.modes)
+        return d
+
+
+def link_depth(cfg: T3Config) -> int:
+    from hw.link import LinkModel
+    return max(16, LinkModel.depth_for(cfg.link_latency_cycles, cfg.link_lines_per_cycle))
+
+
+def prepare(scn: RingScenario, workdir: str | Path) -> dict[str, Any]:
+    """Write traces, programming, golden memories and expected counts into ``workdir``."""
+    from sim_models.golden import run_ring
+    from sim_models.trace import save_traces
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = scn.config()
+    wl = make_workload(cfg, scn.gemm(), fuse_allgather=scn.fuse_allgather)
+    save_traces(workdir / "trace", wl)
+    golden = run_ring(cfg, wl.programs, wl.traces, seed=scn.seed, gemm=wl.gemm)
+    np.savez(workdir / "golden.npz", **{f"mem{d}": m for d, m in enumerate(golden.memories)},
+             **{f"partial{d}": p for d, p in enumerate(wl.partials)})
+    lines = [(c.base, c.limit) for c in wl.chunks]
+    expect = {
+        "scenario": scn.to_dict(),
+        "cfg": cfg.to_dict(),
+        "out_lines": [min(b for b, _ in lines), max(lim for _, lim in lines)],
+        "chunks": [{"row_start": c.row_start, "row_stop": c.row_stop, "col_start": c.col_start,
+                    "col_stop": c.col_stop, "owner": c.owner, "base": c.base, "limit": c.limit,
+                    "order": list(o)} for c, o in zip(wl.chunks, golden.order)],
+        "t3": [{
+            "mem_reqs": int(c["producer_local"] + c["link_in_update"] + c["link_in_store"]
+                            + c["dma_reads"]),
+            "fires": int(c["completions"]), "dma_tiles": int(c["fires"]),
+            "dma_reads": int(c["dma_reads"]),
+            "link_in": int(c["link_in_update"] + c["link_in_store"]),
+            "producer": int(c["producer_local"] + c["producer_remote"]),
+        } for c in golden.counts],
+        "link_depth": link_depth(cfg),
+    }
+    (workdir / "expect.json").write_text(json.dumps(expect, indent=1))
+    return expect
+
+
+def run_scenario(scn: RingScenario, *, sim: str, workdir: str | Path, waves: bool = False,
+                 prepared: bool = False) -> dict[str, Any]:
+    """Prepare (unless done), build and run the ring testbench; return per-mode results.
+    Raises AssertionError when the RTL disagrees with the golden model."""
+    from hw.ring import T3Ring
+    from verif.runner import run_cocotb, verilog_for
+    workdir = Path(workdir).resolve()
+    if not prepared:
+        prepare(scn, workdir)
+    cfg = scn.config()
+    key = scn.hw_key()
+    v = verilog_for("t3_ring", key, lambda: T3Ring(cfg=cfg, link_depth=key["link_depth"]))
+    tests = [f"ring_{m}" for m in scn.modes]
+    for m in scn.modes:
+        (workdir / f"result_{m}.json").unlink(missing_ok=True)
+    run_cocotb(sim=sim, top="t3_ring", verilog=v, test_module="verif.tb_ring",
+               params={"workdir": str(workdir), "hw": key}, testcase=tests, seed=scn.seed,
+               waves=waves)
+    out = {}
+    for m in scn.modes:
+        out[m] = json.loads((workdir / f"result_{m}.json").read_text())
+    return out
