@@ -26,7 +26,7 @@ Memory requests carry a full lane mask (producers and the link move whole lines)
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -188,13 +188,17 @@ class AddressMap(wiring.Component):
             valid = Signal(name=f"v{lane}")
             is_remote = Signal(name=f"rem{lane}")
             local = Signal(tracked_request(cfg), name=f"loc{lane}")
-            remote = Signal(layouts.link_packet(cfg), name=f"pkt{lane}")
+            remote_addr = Signal(cfg.addr_bits, name=f"raddr{lane}")
             busy.append(valid)
             leaving = Signal(name=f"leave{lane}")
             if lane == 0:
                 m.d.comb += leaving.eq(Mux(is_remote, self.remote.ready, out.ready))
+                # the remote packet shares the stage register; only its address differs
+                rp = self.remote.payload
                 m.d.comb += [out.valid.eq(valid & ~is_remote), out.payload.eq(local),
-                             self.remote.valid.eq(valid & is_remote), self.remote.payload.eq(remote)]
+                             self.remote.valid.eq(valid & is_remote),
+                             rp.op.eq(local.op), rp.dest.eq(self.next_device), rp.addr.eq(remote_addr),
+                             rp.wf_id.eq(local.wf_id), rp.data.eq(local.data)]
             else:
                 m.d.comb += [leaving.eq(out.ready), out.valid.eq(valid), out.payload.eq(local)]
             with m.If(leaving):
@@ -226,9 +230,7 @@ class AddressMap(wiring.Component):
                         local.op.eq(p.op), local.addr.eq(p.addr), local.mask.eq(full_mask),
                         local.data.eq(p.data), local.wf_id.eq(p.wf_id), local.region.eq(idx),
                         local.phase.eq(is_store), local.tracked.eq(tracked),
-                        remote.op.eq(p.op), remote.dest.eq(self.next_device),
-                        remote.addr.eq(p.addr - reg.base + reg.remote_base),
-                        remote.wf_id.eq(p.wf_id), remote.data.eq(p.data),
+                        remote_addr.eq(p.addr - reg.base + reg.remote_base),
                     ]
             counter = self.producer_reqs if lane == 0 else self.ingress_reqs
             count_event(m, counter, accept, self.clear_counters)

@@ -121,6 +121,8 @@ class ComputeMemory(wiring.Component):
         sticky until reset: set when a request with an invalid op (3) or an address
         ``>= mem_depth_lines`` is consumed (it has no effect and no response), or if a
         response ever met a full FIFO (impossible by construction; checked anyway).
+    error_op, error_addr : Out(2), Out(cfg.addr_bits)
+        ``op`` and ``addr`` of the first invalid request since reset (for the CSR status).
     busy : Out(1)
         a request is in flight or a response is waiting.
     """
@@ -131,6 +133,8 @@ class ComputeMemory(wiring.Component):
             "req": In(stream.Signature(layouts.memory_request(cfg))),
             "resp": Out(stream.Signature(layouts.memory_response(cfg))),
             "error": Out(1),
+            "error_op": Out(OP_BITS),
+            "error_addr": Out(cfg.addr_bits),
             "busy": Out(1),
         })
 
@@ -275,8 +279,10 @@ class ComputeMemory(wiring.Component):
                      fifo.r_en.eq(self.resp.ready)]
 
         # ---- status --------------------------------------------------------------------
-        with m.If((self.req.valid & self.req.ready & ~good) | (push & ~fifo.w_rdy)):
+        with m.If((accepted & ~good) | (push & ~fifo.w_rdy)):
             m.d.sync += self.error.eq(1)
+        with m.If(accepted & ~good & ~self.error):
+            m.d.sync += [self.error_op.eq(req.op), self.error_addr.eq(req.addr)]
         m.d.comb += self.busy.eq(Cat(*(st.valid for st in s)).any() | fifo.r_rdy
                                  | (credits_used != 0))
         return m

@@ -250,6 +250,9 @@ class DeviceProgram:
         try:
             regions = tuple(Region.from_dict(r, f"{where} region {i}")
                             for i, r in enumerate(d["regions"]))
+            for k in ("device", "next_device"):
+                if not isinstance(d[k], int) or isinstance(d[k], bool):
+                    raise ConfigError(f"{where}: {k}={d[k]!r}: must be an integer")
             return cls(device=d["device"], next_device=d["next_device"], regions=regions)
         except KeyError as e:
             raise ConfigError(f"{where}: missing key {e.args[0]!r}") from None

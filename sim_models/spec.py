@@ -200,7 +200,7 @@ class T3Config:
             if v & (v - 1):
                 _fail(where, name, v, "must be a power of two")
 
-        if self.dtype not in FORMATS:
+        if not isinstance(self.dtype, str) or self.dtype not in FORMATS:
             _fail(where, "dtype", self.dtype, f"must be one of {', '.join(FORMATS)}")
         rng("line_bytes", 4, 256)
         pow2("line_bytes")
@@ -293,7 +293,7 @@ class T3Config:
                 _fail(where, key, data[key], f"unknown key (known: lanes, {', '.join(sorted(known))})")
         dtype = data.get("dtype", cls.dtype)
         if lanes is not None:
-            if dtype not in FORMATS:
+            if not isinstance(dtype, str) or dtype not in FORMATS:
                 _fail(where, "dtype", dtype, f"must be one of {', '.join(FORMATS)}")
             if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
                 _fail(where, "lanes", lanes, "must be a positive integer")
@@ -328,6 +328,8 @@ def load_config(path: str | Path, *, table: str | None = "t3") -> T3Config:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

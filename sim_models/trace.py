@@ -293,7 +293,7 @@ def load_traces(directory: str | Path) -> tuple[T3Config, GemmSpec, list[DeviceP
                 arrays = {k: z[k] for k in z.files}
         except FileNotFoundError:
             raise ConfigError(f"{fpath}: cannot read: file not found") from None
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError) as e:
             raise ConfigError(f"{fpath}: not a readable .npz file: {' '.join(str(e).split())}") from None
         for k in FIELDS:
             if k not in arrays:

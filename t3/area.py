@@ -75,18 +75,29 @@ TOP_KEYS: dict[str, str] = {
 UNIT_DESIGN = "t3_unit"
 
 #: designs whose numbers need a caveat: (role, note). Roles: "model" (not T3 hardware:
-#: left out of the sum of blocks), "dram" (its SRAM stands in for DRAM: only the logic
-#: is T3 cost), "inside" (a sub-block of another design: not summed twice).
+#: left out of the sum of blocks), "dram" (contains the compute memory, whose storage
+#: stands in for DRAM: only the logic is T3 cost), "inside" (a sub-block of another
+#: measured design: not summed twice), "skip" (not measured unless named by --design).
 NOTES: dict[str, tuple[str, str]] = {
     "t3_compute_memory": ("dram", "storage stands in for the DRAM banks (its SRAM estimate is "
                                   "not T3 cost); the logic is the near-memory ALU, one "
                                   "FloatAdder per lane, and its pipeline"),
+    "t3_unit": ("dram", "one device's T3 hardware with its compute memory, whose storage "
+                        "(DRAM stand-in) is left out of the context section"),
     "t3_link": ("model", "model of a ring link (latency + bandwidth) for the RTL runs, "
                          "not T3 hardware"),
-    "t3_float_adder_fp16": ("inside", "one lane of the near-memory ALU"),
-    "t3_float_adder_bf16": ("inside", "one lane of the near-memory ALU"),
-    "t3_float_adder_fp32": ("inside", "one lane of the near-memory ALU"),
+    "t3_ring": ("skip", "simulation top: ring_devices T3 units joined by link models"),
+    **{f"t3_float_adder_{f}": ("inside", "one lane of the near-memory ALU")
+       for f in ("fp16", "bf16", "fp32")},
+    **{n: ("inside", "part of t3_track_trigger") for n in
+       ("t3_addrmap", "t3_tracker", "t3_dma", "t3_csr")},
 }
+
+
+def default_designs(registry: Iterable[str]) -> list[str]:
+    """The designs measured when none are named: all but the "skip" ones."""
+    return [n for n in registry if NOTES.get(n, ("",))[0] != "skip"]
+
 
 #: what the T3 unit is compared with; figures from the NVIDIA A100 Tensor Core GPU
 #: Architecture whitepaper (2020): GA100, 826 mm² in TSMC 7 nm (N7), 54.2 billion
@@ -163,7 +174,7 @@ def _one_line(e: BaseException) -> str:
 def measure_design(name: str, factory: Callable[[T3Config], Any], cfg: T3Config, *,
                    fpga: bool = True, cache_root: Path = CACHE_ROOT,
                    device: eda.Ecp5Device = eda.ECP5_85K, freq_mhz: float = 100,
-                   timeout_s: float = 900, progress: Progress = print) -> dict[str, Any]:
+                   timeout_s: float = 600, progress: Progress = print) -> dict[str, Any]:
     """Run (or reuse) every step for one design; return its entry (:data:`DESIGN_KEYS`).
     A failing step is recorded in ``status``/``fpga_status``, never raised."""
     key = cache_key(name, cfg, device=device, freq_mhz=freq_mhz)
@@ -217,7 +228,7 @@ def measure_design(name: str, factory: Callable[[T3Config], Any], cfg: T3Config,
         if ok:
             ok = "failed" not in step(label, fn) or label != "synth"
     if fpga and "failed" not in v:
-        _fpga_steps(name, cfg, verilog, cache, results, step, device, freq_mhz, timeout_s)
+        _fpga_steps(name, verilog, cache, results, step, device, freq_mhz, timeout_s)
     return _entry(name, results, cached, fpga=fpga)
 
 
@@ -238,9 +249,12 @@ def _status_suffix(res: dict) -> str:
     return f": {res['failed']}" if "failed" in res else ""
 
 
-def _fpga_steps(name, cfg, verilog, cache, results, step, device, freq_mhz, timeout_s) -> None:
-    gen = results.get("synth", {})
-    mem_bits = gen.get("memory_bits")
+def _fpga_steps(name, verilog, cache, results, step, device, freq_mhz, timeout_s) -> None:
+    mem_bits = results.get("synth", {}).get("memory_bits")
+    if mem_bits is None and (cache.dir / "mem.json").exists():
+        # the generic synthesis failed or timed out after counting the memories
+        counted = eda.parse_stat_json((cache.dir / "mem.json").read_text()).get(name)
+        mem_bits = counted.memory_bits if counted else None
 
     def synth() -> dict:
         if mem_bits is not None and mem_bits > device.bram_bits:
@@ -336,7 +350,7 @@ def unit_context(designs: dict[str, dict]) -> dict[str, Any] | None:
         parts, basis = [UNIT_DESIGN], UNIT_DESIGN
     else:
         parts = [n for n, d in designs.items() if d["status"] == "ok"
-                 and NOTES.get(n, ("",))[0] not in ("model", "inside")]
+                 and NOTES.get(n, ("",))[0] not in ("model", "inside", "skip")]
         basis = "sum of blocks: " + ", ".join(parts)
     if not parts:
         return None
@@ -362,13 +376,13 @@ def unit_context(designs: dict[str, dict]) -> dict[str, Any] | None:
 
 def collect(cfg: T3Config, names: Iterable[str] | None = None, *, fpga: bool = True,
             cache_root: Path = CACHE_ROOT, device: eda.Ecp5Device = eda.ECP5_85K,
-            freq_mhz: float = 100, timeout_s: float = 900,
+            freq_mhz: float = 100, timeout_s: float = 600,
             progress: Progress = print) -> dict[str, Any]:
     """Measure the designs (default: every registered one, in registry order)."""
     from hw.designs import load_all
     t0 = time.monotonic()
     registry = load_all()
-    names = list(registry) if names is None else list(names)
+    names = default_designs(registry) if names is None else list(names)
     designs = {}
     for i, n in enumerate(names, 1):
         progress(f"[{i}/{len(names)}] {n}")

@@ -44,8 +44,8 @@ def _area_args(p: argparse.ArgumentParser) -> None:
                    help="only this design (repeatable); default: every registered design")
     p.add_argument("--no-fpga", action="store_true",
                    help="skip the ECP5 synthesis and nextpnr place & route")
-    p.add_argument("--timeout", type=positive_int, default=900, metavar="SECONDS",
-                   help="limit per tool run (default: 900)")
+    p.add_argument("--timeout", type=positive_int, default=600, metavar="SECONDS",
+                   help="wall-clock limit per tool run (default: 600)")
 
 
 def _area_check(args: argparse.Namespace) -> None:
@@ -59,7 +59,7 @@ def _area_check(args: argparse.Namespace) -> None:
 def _area_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, bool]:
     from .area import collect, to_markdown
     data = collect(cfg, getattr(args, "design", None), fpga=not getattr(args, "no_fpga", False),
-                   timeout_s=getattr(args, "timeout", 900), progress=progress)
+                   timeout_s=getattr(args, "timeout", 600), progress=progress)
     ok = all(d["status"] == "ok" and not (d["fpga_status"] or "").startswith("error")
              for d in data["designs"].values())
     return data, to_markdown(data, config_label=label), ok

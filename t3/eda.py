@@ -22,6 +22,7 @@ Steps (docs/area.md explains what each number means):
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["EdaError", "DoesNotFit", "Port", "StatModule", "tool", "tool_versions",
-           "verilog_ports", "fpga_wrapper", "parse_stat_json", "flip_flop_count",
+           "verilog_ports", "fpga_wrapper", "strip_zero_memory_init", "parse_stat_json", "flip_flop_count",
            "parse_nextpnr_report", "parse_nextpnr_fmax_log", "nextpnr_error",
            "generic_synth", "cmos_transistors", "liberty_area", "ecp5_synth",
            "nextpnr_ecp5", "Ecp5Device", "ECP5_85K", "WRAPPER_TOP", "SRAM_MODULE"]
@@ -158,8 +159,9 @@ class StatModule:
 def parse_stat_json(text: str) -> dict[str, StatModule]:
     """Parse the output of ``tee -q -o FILE stat -json [...]``: module name (without the
     leading backslash) -> :class:`StatModule`; the key ``"design"`` holds the totals
-    over the hierarchy below the top. Lines before the JSON (warnings that ``tee``
-    captured too) are skipped."""
+    over the hierarchy below the top. Metadata cells (``$scopeinfo``, the hierarchy
+    that ``flatten`` removed) are not counted. Lines before the JSON (warnings that
+    ``tee`` captured too) are skipped."""
     m = re.search(r"^\{", text, re.M)
     try:
         doc = json.loads(text[m.start():] if m else text)
@@ -175,15 +177,19 @@ def parse_stat_json(text: str) -> dict[str, StatModule]:
         if tr is not None:
             m = re.match(r"(\d+)(\+?)", str(tr))
             transistors, exact = int(m.group(1)), not m.group(2)
-        out[name] = StatModule(name=name, cells=int(v.get("num_cells", 0)),
-                               cells_by_type={k.lstrip("\\"): int(n) for k, n in
-                                              v.get("num_cells_by_type", {}).items()},
+        by_type = {k.lstrip("\\"): int(n) for k, n in v.get("num_cells_by_type", {}).items()}
+        meta = sum(by_type.pop(t, 0) for t in _META_CELLS)
+        out[name] = StatModule(name=name, cells=int(v.get("num_cells", 0)) - meta,
+                               cells_by_type=by_type,
                                memory_bits=int(v.get("num_memory_bits", 0)),
                                memories=int(v.get("num_memories", 0)),
                                transistors=transistors, transistors_exact=exact,
                                area=v.get("area"), sequential_area=v.get("sequential_area"))
     return out
 
+
+#: cells that only carry metadata (no logic, no area)
+_META_CELLS = ("$scopeinfo",)
 
 _FF_RE = re.compile(r"^\$_(DFF|DFFE|SDFF|SDFFE|SDFFCE|ALDFF|ALDFFE|DFFSR|DFFSRE)_")
 _LATCH_RE = re.compile(r"^\$_(DLATCH|DLATCHSR|SR)_")
@@ -233,11 +239,24 @@ def nextpnr_error(text: str) -> EdaError:
 # ASIC-style steps
 # --------------------------------------------------------------------------------------
 
+#: an ``initial`` block that only sets memory words to zero (Yosys' write_verilog form)
+_ZERO_INIT_RE = re.compile(r"^ *initial begin\n(?: *\\?[\w$.]+\[\d+\] = \d+'h0+;\n)+ *end\n", re.M)
+
+
+def strip_zero_memory_init(text: str) -> str:
+    """Drop the all-zero initial contents of memories. An SRAM or a block RAM has no
+    reset contents, so they change no area, but Yosys spends minutes on the 16 Ki-word
+    initialisers Amaranth writes for large memories."""
+    return _ZERO_INIT_RE.sub("", text)
+
+
 def _read(verilog: Path, workdir: Path) -> str:
-    """Copy the Verilog into ``workdir`` (relative paths only, see module doc)."""
-    local = workdir / verilog.name
-    if verilog.resolve() != local.resolve():
-        shutil.copyfile(verilog, local)
+    """Put the Verilog, zero initialisers stripped, into ``workdir`` (relative paths
+    only, see module doc) and return the command that reads it."""
+    local = workdir / f"{verilog.stem}.synth.v"
+    text = strip_zero_memory_init(verilog.read_text())
+    if not local.exists() or local.read_text() != text:
+        local.write_text(text)
     return f"read_verilog -sv {local.name}"
 
 
@@ -336,7 +355,7 @@ ECP5_85K = Ecp5Device("LFE5U-85F", "--85k", "CABGA381", luts=83640, ffs=83640, d
 def fpga_wrapper(top: str, ports: list[Port], *, xor_fan_in: int = 4) -> str:
     """Verilog of a wrapper that fits any block in 4 pins (``clk``, ``rst``, ``si``,
     ``so``) while keeping all of its logic: every block input comes from a shift
-    register fed by ``si``; every output is registered and XOR-reduced to ``so`` through
+    register fed by ``si`` (about sqrt(n) words of sqrt(n) bits); every output is registered and XOR-reduced to ``so`` through
     a registered tree of ``xor_fan_in``-input XORs (one LUT4 per node), so the wrapper
     adds no path longer than one LUT and the Fmax is the block's own. ``rst`` is
     registered once. A block without ``clk`` gets its inputs and outputs registered all
@@ -346,14 +365,19 @@ def fpga_wrapper(top: str, ports: list[Port], *, xor_fan_in: int = 4) -> str:
     outs = [p for p in ports if p.direction == "output"]
     if any(p.direction == "inout" for p in ports):
         raise EdaError(f"{top}: inout ports are not supported by the FPGA wrapper")
-    in_bits = max(1, sum(p.width for p in ins))
+    in_bits = sum(p.width for p in ins)
     out_bits = sum(p.width for p in outs)
+    # the input shift register is K words of W bits: word 0 shifts in `si` bit by bit,
+    # word k loads word k-1. A single chain of thousands of flip-flops would make Yosys'
+    # recursive topological sort (techmap) overflow the WebAssembly stack.
+    w = max(2, math.isqrt(max(in_bits, 1) - 1) + 1)
+    k = max(1, -(-in_bits // w))
+    shift = f"{{sh[{w * (k - 1) - 1}:0], sh[{w - 2}:0], si}}" if k > 1 else f"{{sh[{w - 2}:0], si}}"
     v = [f"module {WRAPPER_TOP}(input clk, input rst, input si, output so);",
          "  reg rst_q = 1'b0;",
          "  always @(posedge clk) rst_q <= rst;",
-         f"  reg [{in_bits - 1}:0] sh = {in_bits}'d0;",
-         f"  always @(posedge clk) sh <= {{sh[{in_bits - 1}:0], si}};" if in_bits == 1 else
-         f"  always @(posedge clk) sh <= {{sh[{in_bits - 2}:0], si}};"]
+         f"  reg [{w * k - 1}:0] sh = {w * k}'d0;",
+         f"  always @(posedge clk) sh <= {shift};"]
     conns = []
     if "clk" in names:
         conns.append(".clk(clk)")
@@ -401,7 +425,13 @@ def ecp5_synth(verilog: Path, top: str, workdir: Path, *, timeout_s: float = 900
               "read_verilog wrapper.v",
               f"synth_ecp5 -top {WRAPPER_TOP} -json ecp5.json",
               "tee -q -o ecp5_stat.json stat -json"]
-    seconds = _yosys(script, workdir, "ecp5_synth", timeout_s)
+    try:
+        seconds = _yosys(script, workdir, "ecp5_synth", timeout_s)
+    except EdaError as e:
+        if "call stack exhausted" in (workdir / "ecp5_synth.log").read_text():
+            raise EdaError(f"{e} [a recursive Yosys pass ran out of WebAssembly stack on a "
+                           "long logic chain]") from None
+        raise
     st = parse_stat_json((workdir / "ecp5_stat.json").read_text())[top]
     c = st.cells_by_type
     return {"ecp5_lut4": c.get("LUT4", 0) + 2 * c.get("CCU2C", 0),

@@ -9,7 +9,7 @@ import pytest
 from hw.addrmap import AddressMap
 from sim_models.program import DeviceProgram, Region
 from sim_models.regmap import region_values
-from sim_models.spec import ConfigError, FireOp, Op, ProducerAction, T3Config
+from sim_models.spec import ConfigError, Op, ProducerAction, T3Config
 from tests.amaranth_util import collect, run, send
 
 CFG = T3Config(line_bytes=8, mem_depth_lines=200, regions=4, wf_outer_bits=4, wf_inner_bits=4,
@@ -138,6 +138,7 @@ def test_errors_consume_and_flag(lane, flag, req):
     assert got["after"] == 0
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_disabled_accepts_nothing_and_bad_cfg():
     dut = AddressMap(cfg=CFG)
     got = {}

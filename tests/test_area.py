@@ -16,10 +16,10 @@ from t3.cli import main
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "area.md"
 
-#: a small configuration for the growth test (few regions and short ids keep the tracker
-#: small; only tracker_entries differs between the two points)
-SMALL = dict(regions=1, wf_outer_bits=2, wf_inner_bits=2, count_bits=4, dma_queue_depth=2,
-             mem_depth_lines=64)
+#: a small configuration for the growth test (short lines, one region and short ids keep
+#: the tracker small; only tracker_entries differs between the two points)
+SMALL = dict(line_bytes=4, regions=1, wf_outer_bits=2, wf_inner_bits=2, count_bits=4,
+             dma_queue_depth=2, mem_depth_lines=64)
 
 
 def _measure(name: str, cfg: T3Config, root: Path, *, fpga: bool = False, log=None) -> dict:
@@ -98,10 +98,11 @@ def test_context_and_tracker_storage():
     assert ts["storage_kib"] == pytest.approx(ts["storage_bits"] / 8192, abs=0.01)
     fake = {k: None for k in area.DESIGN_KEYS} | {"status": "ok", "transistors": 1000,
                                                    "sram_bits": 100, "area_um2_est": 50.0}
-    ctx = area.unit_context({"t3_tracker": fake, "t3_link": fake,
+    ctx = area.unit_context({"t3_track_trigger": fake, "t3_tracker": fake, "t3_link": fake,
                              "t3_compute_memory": fake})
-    # the link is a model (left out); the compute memory's SRAM stands for DRAM
-    assert ctx["basis"] == "sum of blocks: t3_tracker, t3_compute_memory"
+    # the link is a model and the tracker is inside t3_track_trigger (both left out);
+    # the compute memory's SRAM stands for DRAM
+    assert ctx["basis"] == "sum of blocks: t3_track_trigger, t3_compute_memory"
     assert ctx["transistors"] == 2000 + 100 * liberty.SRAM_TRANSISTORS_PER_BIT
     assert ctx["fraction_of_gpu_transistors"] == pytest.approx(ctx["transistors"] / 54.2e9)
 
@@ -138,3 +139,20 @@ def test_bad_config_is_one_line_exit_2(tmp_path, capsys, text):
 def test_unknown_design_is_a_usage_error(capsys):
     assert main(["report", "area", "--design", "nope"]) == 2
     assert "--design 'nope': unknown" in capsys.readouterr().err
+
+
+def test_full_report_assembles_the_parts(tmp_path, monkeypatch, capsys):
+    from t3 import cmd_report
+
+    def fake_run(args, cfg, label):
+        return {"answer": cfg.tracker_entries}, f"## fake ({label})\n", True
+    monkeypatch.setattr(cmd_report, "PARTS", {
+        "fake": cmd_report.Part("fake", "a stand-in part", lambda p: None, fake_run)})
+    cfgfile = tmp_path / "c.toml"
+    cfgfile.write_text("[t3]\ntracker_entries = 128\n")
+    assert main(["report", "--out", str(tmp_path / "r"), "--config", str(cfgfile)]) == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["schema"] == "t3-report/1" and report["fake"] == {"answer": 128}
+    assert report["config"]["tracker_entries"] == 128
+    assert f"## fake (--config {cfgfile})" in (tmp_path / "r" / "report.md").read_text()
+    assert json.loads((tmp_path / "r" / "fake.json").read_text()) == {"answer": 128}

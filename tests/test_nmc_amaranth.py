@@ -77,7 +77,9 @@ def simulate(cfg, reqs, *, seed=0, idle_prob=0.0, bp_prob=0.0, ready_after=0,
                 break
         out["cycles"] = cycle
         out["error"] = ctx.get(dut.error)
+        out["error_at"] = (ctx.get(dut.error_op), ctx.get(dut.error_addr))
         out["done"] = i == len(words)
+        out["busy_at_end"] = busy
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -89,6 +91,7 @@ def simulate(cfg, reqs, *, seed=0, idle_prob=0.0, bp_prob=0.0, ready_after=0,
 def check_against_model(cfg, reqs, res):
     want = ComputeMemoryModel(cfg).run(reqs)
     assert res["done"], "not every request was accepted"
+    assert not res["busy_at_end"], "busy stuck high after the last response"
     assert len(res["resp"]) == len(want), f"{len(res['resp'])} responses, want {len(want)}"
     for k, (g, w) in enumerate(zip(res["resp"], want)):
         assert (g == w).all(), f"response {k}: got {[hex(x) for x in g]}, want {[hex(x) for x in w]}"
@@ -199,11 +202,11 @@ def test_error_flag_invalid_op_and_address():
     d = np.full(4, 0x3C00)
     reqs = [(Op.STORE, 3, 0b1111, d), (3, 3, 0b1111, d), (Op.READ, 3, 0, None)]
     res = simulate(cfg, reqs)
-    assert res["error"] and res["done"]
+    assert res["error"] and res["done"] and res["error_at"] == (3, 3)
     assert [list(r) for r in res["resp"]] == [[0x3C00] * 4]   # op 3 wrote nothing
     res = simulate(cfg, [(Op.UPDATE, 45, 0b1111, d), (Op.READ, 45 - 32, 0, None),
                          (Op.READ, 45, 0, None), (Op.READ, 39, 0, None)])
-    assert res["error"] and res["done"]
+    assert res["error"] and res["done"] and res["error_at"] == (Op.UPDATE, 45)   # the first
     # bad READ consumed without a response; nothing aliased into line 13
     assert [list(r) for r in res["resp"]] == [[0] * 4, [0] * 4]
     res = simulate(cfg, [(Op.STORE, 39, 0b1111, d), (Op.READ, 39, 0, None)])

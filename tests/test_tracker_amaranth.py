@@ -226,6 +226,7 @@ def test_error_count_over():
     assert got["key"].wf_id == wf and got["fired"] == 1 and got["occ"] == 0
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_storage_bits_and_bad_params():
     t = TrackerTable(cfg=T3Config())
     assert t.entry_bits == 1 + 1 + 16 + 12

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from sim_models.spec import DEFAULT_CONFIG
+from sim_models.spec import DEFAULT_CONFIG, ConfigError
 
 HERE = Path(__file__).resolve().parent
 BUILD = HERE.parent / "build" / "fp_exhaustive"
@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.random is None and args.fmt == "fp32":
         p.error("fp32 has 2^64 pairs: use --random COUNT")
-    exe = build(args.fmt, args.stages)
+    try:
+        exe = build(args.fmt, args.stages)
+    except ConfigError as e:
+        p.error(str(e))
     if args.random is None:
         # slices of 4096 first operands (2^28 pairs), each reported as it finishes, so an
         # interrupted sweep still says what it covered

@@ -11,8 +11,11 @@ programming, docs/trace_format.md), ``golden.npz`` (every device's expected memo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,8 @@ import numpy as np
 from sim_models.gemm import GemmSpec, config_for, make_workload
 from sim_models.spec import ConfigError, T3Config
 
-__all__ = ["RingScenario", "prepare", "run_scenario", "MODES"]
+__all__ = ["RingScenario", "prepare", "run_scenario", "MODES", "available_modes",
+           "ScenarioFailure", "output_to"]
 
 MODES = ("t3", "baseline")
 
@@ -130,24 +134,96 @@ def prepare(scn: RingScenario, workdir: str | Path) -> dict[str, Any]:
     return expect
 
 
+class ScenarioFailure(AssertionError):
+    """The ring testbench failed; the message is its first failure (e.g. the mismatch)."""
+
+
+def available_modes() -> tuple[str, ...]:
+    """The modes verif/tb_ring.py implements (a ``ring_<mode>`` cocotb test), in MODES
+    order. Read from the source, so it needs no simulator."""
+    import ast
+    tree = ast.parse(Path(__file__).with_name("tb_ring.py").read_text())
+    names = {n.name for n in tree.body if isinstance(n, (ast.AsyncFunctionDef, ast.FunctionDef))}
+    return tuple(m for m in MODES if f"ring_{m}" in names)
+
+
+def _test_results(results_xml: Path) -> tuple[dict[str, float], list[str]]:
+    """(wall seconds per cocotb test, failure messages) from a cocotb results file."""
+    import xml.etree.ElementTree as ET
+    walls, failures = {}, []
+    for tc in ET.parse(results_xml).getroot().iter("testcase"):
+        walls[tc.get("name", "?")] = float(tc.get("time", "nan"))
+        for f in list(tc.iter("failure")) + list(tc.iter("error")):
+            msg = (f.get("message") or f.text or "failed").split("\n")[0]
+            failures.append(f"{tc.get('name')}: {msg}")
+    return walls, failures
+
+
+@contextlib.contextmanager
+def output_to(log: str | Path | None):
+    """Send this process's stdout/stderr file descriptors (and so the simulator's build
+    and run output) to ``log`` (appended) while the block runs; no-op for None."""
+    if log is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(log, "ab") as f:
+            os.dup2(f.fileno(), 1)
+            os.dup2(f.fileno(), 2)
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
 def run_scenario(scn: RingScenario, *, sim: str, workdir: str | Path, waves: bool = False,
-                 prepared: bool = False) -> dict[str, Any]:
+                 prepared: bool = False, timings: dict[str, Any] | None = None,
+                 log: str | Path | None = None) -> dict[str, Any]:
     """Prepare (unless done), build and run the ring testbench; return per-mode results.
-    Raises AssertionError when the RTL disagrees with the golden model."""
+    Raises :class:`ScenarioFailure` (an AssertionError) when the RTL disagrees with the
+    golden model. ``timings``, when given, receives wall seconds: ``prepare_s``,
+    ``verilog_s`` (generation, cached), ``cocotb_s`` (build + simulator runs) and
+    ``tests`` (per cocotb test, from its results file). ``log``: a file that receives
+    the simulator's output instead of the terminal (see :func:`output_to`)."""
+    import re
+    import time
     from hw.ring import T3Ring
-    from verif.runner import run_cocotb, verilog_for
+    from verif.runner import params_key, run_cocotb, verilog_for
     workdir = Path(workdir).resolve()
+    tm = timings if timings is not None else {}
+    t0 = time.perf_counter()
     if not prepared:
         prepare(scn, workdir)
+    t1 = time.perf_counter()
     cfg = scn.config()
     key = scn.hw_key()
     v = verilog_for("t3_ring", key, lambda: T3Ring(cfg=cfg, link_depth=key["link_depth"]))
+    t2 = time.perf_counter()
     tests = [f"ring_{m}" for m in scn.modes]
     for m in scn.modes:
         (workdir / f"result_{m}.json").unlink(missing_ok=True)
-    run_cocotb(sim=sim, top="t3_ring", verilog=v, test_module="verif.tb_ring",
-               params={"workdir": str(workdir), "hw": key}, testcase=tests, seed=scn.seed,
-               waves=waves)
+        (workdir / f"readback_{m}.npz").unlink(missing_ok=True)
+    try:
+        # one build per hardware key, shared by every workdir (the run dirs stay apart)
+        with output_to(log):
+            results = run_cocotb(sim=sim, top="t3_ring", verilog=v, test_module="verif.tb_ring",
+                                 params={"workdir": str(workdir), "hw": key}, testcase=tests,
+                                 seed=scn.seed, waves=waves, build_key=params_key("t3_ring", key))
+    except AssertionError as e:
+        found = re.search(r"results in (\S+results\.xml)", str(e))
+        failures = _test_results(Path(found.group(1)))[1] if found and Path(found.group(1)).exists() \
+            else []
+        raise ScenarioFailure("; ".join(failures) or str(e)) from None
+    finally:
+        tm.update(prepare_s=t1 - t0, verilog_s=t2 - t1, cocotb_s=time.perf_counter() - t2)
+    tm["tests"] = _test_results(results)[0]
     out = {}
     for m in scn.modes:
         out[m] = json.loads((workdir / f"result_{m}.json").read_text())

@@ -144,8 +144,9 @@ class StreamSource:
 
     ``idle_prob`` is the probability of inserting an idle cycle before each beat
     (seeded by ``rng``). ``valid`` never drops and the payload never changes before
-    ``ready`` (stream rules). ``on_accept(payload, cycle)`` is called per transfer.
-    ``accepted`` counts transfers; ``idle_cycles``/``stall_cycles`` count cycles with
+    ``ready`` (stream rules). ``on_accept(payload, cycle)`` is called per transfer,
+    ``cycle`` being the number of rising edges since the source was created (the edge
+    at which the transfer happened). ``accepted`` counts transfers; ``idle_cycles``/``stall_cycles`` count cycles with
     ``valid`` low by choice / ``valid`` high and ``ready`` low."""
 
     def __init__(self, dut, prefix: str, clk, *, rng: random.Random | int | None = None,
@@ -162,7 +163,6 @@ class StreamSource:
         self.queue: deque[int] = deque()
         self.accepted = self.idle_cycles = self.stall_cycles = self.cycle = 0
         self._edge = RisingEdge(clk)
-        self._wake = Event()
         self._drained = Event()
         self.valid.value = 0
         self._task = cocotb.start_soon(self._run())
@@ -173,7 +173,6 @@ class StreamSource:
             payloads = [payloads]
         self.queue.extend(int(p) for p in payloads)
         self._drained.clear()
-        self._wake.set()
 
     async def send(self, payloads: int | Iterable[int]) -> None:
         """Queue payloads and wait until all queued payloads were accepted."""
@@ -188,13 +187,12 @@ class StreamSource:
         edge, rng, p_idle = self._edge, self.rng, self.idle_prob
         while True:
             if not self.queue:
+                # idle: keep counting edges so ``cycle`` stays absolute
                 self.valid.value = 0
                 self._drained.set()
-                self._wake.clear()
-                await self._wake.wait()
-                # align to the clock: the first beat is driven right after an edge
-                await edge
-                self.cycle += 1
+                while not self.queue:
+                    await edge
+                    self.cycle += 1
             while p_idle and rng.random() < p_idle:
                 self.valid.value = 0
                 self.idle_cycles += 1

@@ -167,6 +167,7 @@ async def error_flag(dut):
     expect_line = tb.model.line(2)
     await tb.run([(3, 2, full, data * 7), (Op.READ, 2, 0, None)], predicted=[expect_line])
     assert int(dut.error.value) == 1, "op 3 did not set error"
+    assert (int(dut.error_op.value), int(dut.error_addr.value)) == (3, 2), "error_op/addr"
     await tb.run([(Op.UPDATE, 2, full, data), (Op.READ, 2, 0, None)])   # still works
     assert int(dut.error.value) == 1, "error is not sticky"
     await tb.reset()

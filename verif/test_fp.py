@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from hw.fp import FloatAdder
 from sim_models.spec import DEFAULT_CONFIG, FORMATS
 from verif.runner import run_cocotb, verilog_for
 
@@ -20,7 +21,6 @@ N_RANDOM = int(os.environ.get("T3_FP_RANDOM", "200000"))
 @pytest.mark.xdist_group("fp")
 @pytest.mark.parametrize("fmt", tuple(FORMATS))
 def test_float_adder(sim, fmt):
-    from hw.fp import FloatAdder
     stages = DEFAULT_CONFIG.fp_adder_stages
     top = f"t3_float_adder_{fmt}"
     hw_params = {"fmt": fmt, "stages": stages}

@@ -50,8 +50,11 @@ def _stage_time(w: float, b: float, bw: float, bw_g: float, overlap: float) -> f
 
 
 def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: str,
-             policy: str) -> FusedResult:
-    """``mode``: "t3" (tracker + DMA + NMC) or "sw" (collective kernel on CUs)."""
+             policy: str, last_stage_comm: bool = True) -> FusedResult:
+    """``mode``: "t3" (tracker + DMA + NMC) or "sw" (collective kernel on CUs).
+    ``last_stage_comm=False`` (T3 only): no communication shares DRAM with the last
+    stage (in T3 the RS transfers overlap stages 1..n-1; only a fused all-gather's first
+    hop overlaps stage n). The default keeps a transfer's traffic there too."""
     if mode not in ("t3", "sw"):
         raise ValueError(f"mode={mode!r}")
     bw, B, L = hw.gpu.dram_Bps, hw.link.Bps, hw.link.latency_s
@@ -83,8 +86,12 @@ def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: st
     for j in range(1, n + 1):
         b = r_stage + ((0.0 if j == 1 else cost * c) if t3 else c)
         k = k_first if (j == 1 and t3) else k_mid
-        bw_g, rate = contended(b, k)
-        g = _stage_time(w, b, bw, bw_g, c / rate)
+        if t3 and j == n and not last_stage_comm:
+            bw_g, rate = bw, B                      # nothing to share DRAM with
+            g = _stage_time(w, b, bw, bw_g, 0.0)
+        else:
+            bw_g, rate = contended(b, k)
+            g = _stage_time(w, b, bw, bw_g, c / rate)
         if t3 and j > 1:
             g = max(g, cost * c / (hw.t3.nmc_update_GBps * 1e9))
         if t3 and j == 1:

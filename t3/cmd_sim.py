@@ -1,0 +1,390 @@
+"""`t3 sim`: run one N-device ring scenario on the RTL (Icarus or Verilator) and report.
+
+Builds the workload (sim_models), the golden result, the ring RTL and runs the cocotb
+ring testbench (verif/tb_ring.py) in each requested mode: ``t3`` (fused reduce-scatter
+and all-gather through tracker, DMA and near-memory compute) and ``baseline`` (the
+unfused collective on the same hardware) when the testbench implements it. Prints the
+cycles of each mode, the speedup baseline / T3, per-device utilisation and the verdict:
+every device's memory equals the golden model bit for bit (checked by the testbench)
+and the final output equals the independent numpy fold (checked here).
+
+Exit status: 0 verified, 1 the RTL disagrees (message on stderr), 2 bad arguments.
+``--json`` prints the same as one JSON object; ``--dump DIR`` writes partials, final
+buffers and chunk metadata (layout in docs/simulation.md). The simulator's own output
+goes to ``<workdir>/sim.log`` unless ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .cmd_trace import tile_arg
+from .common import choice_error, nonneg_int, positive_int
+from .errors import UsageError
+
+SIMS = ("icarus", "verilator")
+
+
+def _defaults() -> dict[str, Any]:
+    from verif.ring_scenario import RingScenario
+    return {f.name: f.default for f in dataclasses.fields(RingScenario)}
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1)")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return v
+
+
+def _tile_text(t: tuple[int, int]) -> str:
+    return f"{t[0]}x{t[1]}"
+
+
+def add_scenario_args(p: argparse.ArgumentParser) -> None:
+    """The ring scenario options (defaults: verif.ring_scenario.RingScenario's)."""
+    from sim_models.spec import FORMATS
+    d = _defaults()
+    p.add_argument("--devices", type=positive_int, default=d["devices"],
+                   help=f"ring devices, 2..8 (default {d['devices']})")
+    p.add_argument("--m", type=positive_int, default=d["m"], help=f"output rows (default {d['m']})")
+    p.add_argument("--n", type=positive_int, default=d["n"], help=f"output columns (default {d['n']})")
+    p.add_argument("--k", type=positive_int, default=d["k"],
+                   help=f"reduction length, split over the devices (default {d['k']})")
+    p.add_argument("--dtype", choices=list(FORMATS), default=d["dtype"],
+                   help=f"element type (default {d['dtype']})")
+    p.add_argument("--layout", choices=["row", "col"], default=d["layout"],
+                   help=f"output layout in memory (default {d['layout']})")
+    p.add_argument("--wg-tile", type=tile_arg, default=d["wg_tile"], metavar="RxC",
+                   help=f"workgroup tile, elements along M x N (default {_tile_text(d['wg_tile'])})")
+    p.add_argument("--wf-tile", type=tile_arg, default=d["wf_tile"], metavar="RxC",
+                   help=f"wavefront tile, elements along M x N (default {_tile_text(d['wf_tile'])})")
+    p.add_argument("--cus", type=positive_int, default=d["cus"],
+                   help=f"compute units = WGs per wave (default {d['cus']})")
+    p.add_argument("--wg-cycles", type=positive_int, default=d["wg_cycles"],
+                   help=f"cycles a WG computes before it stores (default {d['wg_cycles']})")
+    p.add_argument("--line-bytes", type=positive_int, default=d["line_bytes"],
+                   help=f"bytes per memory line (default {d['line_bytes']})")
+    p.add_argument("--tracker-entries", type=positive_int, default=d["tracker_entries"],
+                   help=f"tracker table entries (default {d['tracker_entries']})")
+    p.add_argument("--link-latency", type=positive_int, default=d["link_latency"], metavar="CYCLES",
+                   help=f"link latency in cycles (default {d['link_latency']})")
+    p.add_argument("--link-bw", type=_positive_float, default=d["link_bw"], metavar="LINES",
+                   help=f"link bandwidth in lines per cycle, <= 1 (default {d['link_bw']})")
+    p.add_argument("--policy", choices=["fifo", "mca"], default=d["policy"],
+                   help=f"memory-controller arbiter policy (default {d['policy']})")
+    p.add_argument("--jitter", type=nonneg_int, default=d["jitter"], metavar="CYCLES",
+                   help="max random extra cycles added to producer issue times (default 0)")
+    p.add_argument("--backpressure", type=_fraction, default=d["backpressure"], metavar="P",
+                   help="probability the testbench stalls a stream it sinks (default 0)")
+    p.add_argument("--no-allgather", action="store_true",
+                   help="program the reduce-scatter only (no fused all-gather)")
+    p.add_argument("--seed", type=nonneg_int, default=d["seed"],
+                   help="seed of the inputs and of every random choice (default 0)")
+
+
+def scenario_from_args(args: argparse.Namespace, modes: tuple[str, ...]):
+    """A validated RingScenario (ConfigError/UsageError with a one-line message)."""
+    from hw.ring import MAX_DEVICES
+    from verif.ring_scenario import RingScenario
+    if not 2 <= args.devices <= MAX_DEVICES:
+        raise UsageError(f"--devices={args.devices}: the RTL ring has 2..{MAX_DEVICES} devices")
+    scn = RingScenario(devices=args.devices, m=args.m, n=args.n, k=args.k, dtype=args.dtype,
+                       layout=args.layout, wg_tile=args.wg_tile, wf_tile=args.wf_tile,
+                       cus=args.cus, wg_cycles=args.wg_cycles, line_bytes=args.line_bytes,
+                       tracker_entries=args.tracker_entries, link_latency=args.link_latency,
+                       link_bw=args.link_bw, policy=args.policy,
+                       fuse_allgather=not args.no_allgather, seed=args.seed, jitter=args.jitter,
+                       backpressure=args.backpressure, modes=modes)
+    # every size/field check, before anything is written or built
+    from sim_models.gemm import check_config, split_chunks
+    gemm = scn.gemm()
+    split_chunks(gemm, check_config(scn.config(), gemm))
+    return scn
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sim", help="run a ring scenario on the RTL: cycles, speedup, utilisation")
+    add_scenario_args(p)
+    p.add_argument("--sim", choices=SIMS, default="verilator", help="simulator (default verilator)")
+    p.add_argument("--modes", metavar="LIST",
+                   help="comma-separated modes among t3,baseline (default: every mode the "
+                        "testbench implements)")
+    p.add_argument("--waves", action="store_true", help="record FST waves (slower; path printed)")
+    p.add_argument("--workdir", metavar="DIR",
+                   help="run directory (default build/sim_runs/<scenario hash>)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--dump", metavar="DIR",
+                   help="write DIR/device<i>/{partial,final}.npy and DIR/chunks.json")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the simulator's output instead of writing it to <workdir>/sim.log")
+    p.set_defaults(func=run)
+
+
+def _modes(text: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(modes to run, modes the testbench implements)."""
+    from verif.ring_scenario import MODES, available_modes
+    avail = available_modes()
+    if text is None:
+        return avail, avail
+    want = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not want:
+        raise UsageError("--modes: empty list")
+    for m in want:
+        if m not in MODES:
+            raise choice_error("--modes", m, MODES)
+        if m not in avail:
+            raise UsageError(f"--modes: {m!r} is not implemented by verif/tb_ring.py yet "
+                             f"(available: {', '.join(avail)})")
+    return tuple(m for m in MODES if m in want), avail
+
+
+def default_workdir(scn, sim: str) -> Path:
+    from verif.runner import BUILD
+    blob = json.dumps({"scenario": scn.to_dict(), "sim": sim}, sort_keys=True)
+    return BUILD / "sim_runs" / hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _out_dir(path: str, what: str) -> Path:
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{what} {path}: exists and is not a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{what} {path}: cannot create: {e.strerror}") from None
+    return p
+
+
+# ---- results -----------------------------------------------------------------------
+
+def utilisation(stats: dict[str, int], cycles: int) -> dict[str, Any]:
+    """One device's counters of one mode -> busy fractions (of ``cycles``) and events."""
+    frac = (lambda v: v / cycles) if cycles else (lambda v: 0.0)
+    out = {"mem_busy": frac(stats["mem_busy_cycles"]),
+           "link_busy": frac(stats["link_busy_cycles"]),
+           "queue_full": frac(stats["queue_full_cycles"]),
+           "tracker_fires": stats["fires"], "stall_cycles": stats["stall_cycles"],
+           "occupancy": stats.get("tracker_peak", stats.get("occupancy")),
+           "counters": dict(stats)}
+    return out
+
+
+def load_outputs(workdir: Path, mode: str = "t3") -> dict[str, Any]:
+    """The run's partials, RTL final buffers (M x N raw bits per device) and chunks, read
+    from ``workdir`` (golden.npz, readback_<mode>.npz, expect.json)."""
+    import numpy as np
+    from verif.ring_scenario import RingScenario
+    expect = json.loads((workdir / "expect.json").read_text())
+    sd = dict(expect["scenario"])
+    sd.update(wg_tile=tuple(sd["wg_tile"]), wf_tile=tuple(sd["wf_tile"]), modes=tuple(sd["modes"]))
+    scn = RingScenario(**sd)
+    gemm = scn.gemm()
+    geo = gemm.geometry(scn.config().lanes)
+    lo, hi = expect["out_lines"]
+    if (lo, hi) != (gemm.out_base, geo.limit):
+        raise AssertionError(f"{workdir}: out_lines {lo, hi} is not the output [{gemm.out_base}, "
+                             f"{geo.limit})")
+    golden = np.load(workdir / "golden.npz")
+    rb = np.load(workdir / f"readback_{mode}.npz")
+    n = scn.devices
+    return {"scenario": scn, "dtype": scn.dtype, "devices": n, "chunks": expect["chunks"],
+            "partials": [golden[f"partial{d}"] for d in range(n)],
+            "finals": [geo.from_lines(rb[f"mem{d}"]) for d in range(n)]}
+
+
+def fold_check(out: dict[str, Any]) -> str | None:
+    """Compare the RTL's final buffers with the independent numpy fold (sim_models.fold):
+    every device holds the whole result after a fused all-gather, else each owner holds
+    its chunk. Returns None when equal, else a one-line message."""
+    import numpy as np
+    from sim_models.fold import fold_allreduce
+    chunks = out["chunks"]
+    ref = fold_allreduce(out["dtype"], out["partials"],
+                         [(c["row_start"], c["row_stop"], c["col_start"], c["col_stop"])
+                          for c in chunks])
+    ag = out["scenario"].fuse_allgather
+    for d, fin in enumerate(out["finals"]):
+        for c in chunks:
+            if not ag and c["owner"] != d:
+                continue
+            win = np.s_[c["row_start"]:c["row_stop"], c["col_start"]:c["col_stop"]]
+            bad = np.argwhere(fin[win] != ref[win])
+            if len(bad):
+                r, col = bad[0] + (c["row_start"], c["col_start"])
+                return (f"device {d}: {len(bad)} elements of chunk {c['owner']} differ from the "
+                        f"numpy fold; first at row {r} col {col}: got {int(fin[r, col]):#x}, "
+                        f"want {int(ref[r, col]):#x}")
+    return None
+
+
+def write_dump(out: dict[str, Any], directory: Path) -> None:
+    """DIR/device<i>/partial.npy, DIR/device<i>/final.npy (M x N raw element bits) and
+    DIR/chunks.json {dtype, devices, chunks: [{row_start, row_stop, col_start, col_stop,
+    owner, order}]}."""
+    import numpy as np
+    for d in range(out["devices"]):
+        dd = directory / f"device{d}"
+        dd.mkdir(parents=True, exist_ok=True)
+        np.save(dd / "partial.npy", out["partials"][d])
+        np.save(dd / "final.npy", out["finals"][d])
+    keys = ("row_start", "row_stop", "col_start", "col_stop", "owner", "order")
+    doc = {"dtype": out["dtype"], "devices": out["devices"],
+           "chunks": [{k: c[k] for k in keys} for c in out["chunks"]]}
+    (directory / "chunks.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def _move_waves(sim: str, scn, since: float, workdir: Path) -> str | None:
+    """Move the FST the simulator wrote (build or run directory) into the workdir."""
+    from verif.runner import BUILD, params_key
+    root = BUILD / "sim" / sim / (params_key("t3_ring", scn.hw_key()) + "-waves")
+    found = [p for p in root.rglob("*.fst") if p.stat().st_mtime >= since - 1]
+    if not found:
+        return None
+    src = max(found, key=lambda p: p.stat().st_mtime)
+    dest = workdir / f"t3_ring_{sim}.fst"
+    src.replace(dest)
+    return str(dest)
+
+
+def simulate(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the scenario of ``args``; return the report (JSON-able)."""
+    from verif.ring_scenario import ScenarioFailure, run_scenario
+    modes, avail = _modes(args.modes)
+    if not modes:
+        raise UsageError("verif/tb_ring.py implements no mode")
+    scn = scenario_from_args(args, modes)
+    workdir = Path(args.workdir) if args.workdir else default_workdir(scn, args.sim)
+    workdir = _out_dir(str(workdir), "--workdir").resolve()
+    dump = _out_dir(args.dump, "--dump") if args.dump else None
+    log = None if args.verbose else workdir / "sim.log"
+    if log is not None:
+        log.write_text("")
+    t0, started = time.perf_counter(), time.time()
+    timings: dict[str, Any] = {}
+    error = None
+    try:       # sizes that do not fit raise ConfigError in the preparation, before any build
+        results = run_scenario(scn, sim=args.sim, workdir=workdir, waves=args.waves,
+                               timings=timings, log=log)
+    except ScenarioFailure as e:
+        results, error = {}, str(e)
+    except RuntimeError as e:       # the simulator build or start-up failed
+        where = f"; log: {log}" if log else ""
+        raise SimError(f"{args.sim}: {e}{where}") from None
+    wall = time.perf_counter() - t0
+    out = None
+    if (workdir / "readback_t3.npz").exists() and "t3" in modes:
+        out = load_outputs(workdir, "t3")
+        if error is None:
+            error = fold_check(out)
+        if dump is not None:
+            write_dump(out, dump)
+    cycles = {m: results[m]["cycles"] if m in results else None for m in ("baseline", "t3")}
+    speedup = (cycles["baseline"] / cycles["t3"]) if cycles["baseline"] and cycles["t3"] else None
+    devices = []
+    for d in range(scn.devices):
+        row: dict[str, Any] = {"device": d}
+        for m in modes:
+            if m in results:
+                row[m] = utilisation(results[m]["devices"][d], results[m]["cycles"])
+        devices.append(row)
+    report = {
+        "scenario": scn.to_dict(), "sim": args.sim, "workdir": str(workdir),
+        "modes_run": list(modes), "modes_available": list(avail),
+        "baseline_cycles": cycles["baseline"], "t3_cycles": cycles["t3"], "speedup": speedup,
+        "devices": devices, "verified": error is None and all(m in results for m in modes),
+        "error": error,
+        "lines_checked": {m: r.get("lines_checked") for m, r in results.items()},
+        "wall_s": {"total": wall, **{k: v for k, v in timings.items() if k != "tests"},
+                   "tests": timings.get("tests", {})},
+        "log": str(log) if log else None, "dump": str(dump) if dump else None,
+        "waves": _move_waves(args.sim, scn, started, workdir)
+        if args.waves else None,
+    }
+    return report
+
+
+class SimError(UsageError):
+    """The simulator could not build or start (environment, not the design's result)."""
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:5.1f}%"
+
+
+def print_report(r: dict[str, Any]) -> None:
+    s = r["scenario"]
+    print(f"ring: {s['devices']} devices, {s['m']}x{s['n']}x{s['k']} {s['dtype']} {s['layout']}-major, "
+          f"{s['line_bytes']}-byte lines, WG {s['wg_tile'][0]}x{s['wg_tile'][1]} WF "
+          f"{s['wf_tile'][0]}x{s['wf_tile'][1]}, {s['cus']} CUs, tracker {s['tracker_entries']}, "
+          f"link {s['link_latency']} cycles {s['link_bw']} lines/cycle, policy {s['policy']}, "
+          f"all-gather {'fused' if s['fuse_allgather'] else 'off'}, jitter {s['jitter']}, "
+          f"backpressure {s['backpressure']}, seed {s['seed']}, {r['sim']}")
+    print(f"workdir: {r['workdir']}")
+    for m in ("baseline", "t3"):
+        c = r[f"{m}_cycles"]
+        if c is not None:
+            print(f"  {m:<9} {c:>10} cycles")
+        elif m not in r["modes_available"]:
+            print(f"  {m:<9} {'-':>10}        (not implemented by verif/tb_ring.py yet)")
+        elif m not in r["modes_run"]:
+            print(f"  {m:<9} {'-':>10}        (not requested)")
+    if r["speedup"] is not None:
+        print(f"  speedup baseline / t3: {r['speedup']:.3f}x")
+    for m in r["modes_run"]:
+        rows = [d[m] for d in r["devices"] if m in d]
+        if not rows:
+            continue
+        print(f"{m} per device: mem_busy, link_busy, queue_full = fraction of the run's cycles")
+        print("  device  mem_busy  link_busy  queue_full  fires  stall_cycles  occupancy")
+        for d, u in enumerate(rows):
+            occ = "-" if u["occupancy"] is None else str(u["occupancy"])
+            print(f"  {d:>6}    {_pct(u['mem_busy'])}     {_pct(u['link_busy'])}      "
+                  f"{_pct(u['queue_full'])}  {u['tracker_fires']:>5}  {u['stall_cycles']:>12}  "
+                  f"{occ:>9}")
+    w = r["wall_s"]
+    print(f"wall: {w['total']:.1f} s (prepare {w.get('prepare_s', 0):.1f} s, Verilog "
+          f"{w.get('verilog_s', 0):.1f} s, build + simulation {w.get('cocotb_s', 0):.1f} s)"
+          + (f"; simulator log {r['log']}" if r["log"] else ""))
+    if r["waves"]:
+        print(f"waves: {r['waves']}")
+    if r["dump"]:
+        print(f"dump: {r['dump']}")
+    if r["verified"]:
+        checked = ", ".join(f"{m} {n} lines" for m, n in r["lines_checked"].items())
+        print(f"PASS: every device's memory equals the golden model bit for bit ({checked}); "
+              f"the final output equals the numpy fold")
+    else:
+        print(f"FAIL: {r['error']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = simulate(args)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print_report(report)
+    if not report["verified"]:
+        print(f"t3 sim: FAIL: {report['error']}", file=sys.stderr)
+        return 1
+    return 0
