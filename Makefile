@@ -12,6 +12,8 @@ help:
 	@echo "make report   - the main job: Verilog, area, RTL throughput, sublayer model -> reports/"
 	@echo "make verilog  - generate + lint/compile/synthesise Verilog into build/verilog"
 	@echo "make bench    - simulator speed benchmarks (not tests)"
+	@echo "make soak     - 200 random ring scenarios on the RTL (SOAK_SIM, SOAK_SEEDS, SOAK_START)"
+	@echo "make coverage - cocotb regression under Verilator with coverage -> build/coverage"
 
 setup:
 	@bash scripts/setup.sh
@@ -39,3 +41,18 @@ clean:
 
 formal: $(PY)
 	$(PY) -m verif.formal
+
+# Soak: many seeds of random ring scenarios, bit-exact against the golden model.
+SOAK_SIM   ?= verilator
+SOAK_SEEDS ?= 200
+SOAK_START ?= 0
+soak: $(PY)
+	$(PY) -m verif.soak --sim $(SOAK_SIM) --seeds $(SOAK_SEEDS) --start $(SOAK_START)
+
+# Functional coverage (verif/coverage.py points, recorded by the testbenches) and
+# Verilator line/toggle coverage data (.dat, see verif/runner.py) of the cocotb regression.
+COV := build/coverage
+coverage: $(PY)
+	rm -rf $(COV)
+	T3_COVERAGE_DIR=$(abspath $(COV)/functional) $(PYTEST) -n 2 --dist loadgroup -q -m cocotb -k verilator verif
+	$(PY) -m verif.coverage $(COV)/functional > $(COV)/summary.txt; s=$$?; cat $(COV)/summary.txt; exit $$s

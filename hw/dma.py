@@ -7,7 +7,9 @@ line on ``rd`` in :meth:`TileGeometry.addresses` order (row by row, increasing a
 at most one per cycle. Read responses arrive in order on ``resp``; each becomes one link
 packet {op = the region's fire op for the phase, dest = next_device,
 addr = addr - base + dest_base, wf_id, data} on ``link`` (a registered output).
-A FireOp.NONE fire is counted as a completed tile and sends nothing.
+A FireOp.NONE fire is counted as a completed tile and sends nothing. A fire with
+``whole`` set (a DMA_KICK from software, used by the unfused baseline) moves the whole
+region: ``outer_extent`` rows of ``inner_extent`` lines from ``base``.
 
 Outstanding reads are limited to ``outstanding`` (a FIFO of per-line packet headers,
 ``cfg.mem_queue_depth`` deep), so memory or link backpressure simply stalls the issue.
@@ -94,10 +96,12 @@ class DmaEngine(wiring.Component):
         s1 = {"ge": Signal(), "off_o": Signal(cfg.wf_outer_bits + cfg.count_bits),
               "off_i": Signal(cfg.wf_inner_bits + cfg.count_bits)}
         op = Signal(2)
-        rows = Signal(cfg.count_bits)
-        row_lines = Signal(cfg.count_bits)
-        r = Signal(cfg.count_bits)
-        c = Signal(cfg.count_bits)
+        # wide enough for a tile (count_bits) and for a whole region (addr_bits + 1)
+        ext_bits = max(cfg.count_bits, cfg.addr_bits + 1)
+        rows = Signal(ext_bits)
+        row_lines = Signal(ext_bits)
+        r = Signal(ext_bits)
+        c = Signal(ext_bits)
         addr = Signal(cfg.addr_bits)
         row_start = Signal(cfg.addr_bits)
         pitch = Signal(cfg.addr_bits + 1)
@@ -109,7 +113,7 @@ class DmaEngine(wiring.Component):
         st2 = tile_step2(m, cfg, reg, s1)
         fop = Mux(cur.phase, reg.store_fire, reg.update_fire)
         # a tile outside its region was already flagged by the tracker: send nothing
-        skip = (fop == FireOp.NONE) | ~st2["inside"]
+        skip = (fop == FireOp.NONE) | (~st2["inside"] & ~cur.whole)
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -120,9 +124,14 @@ class DmaEngine(wiring.Component):
                     m.d.sync += [cur.eq(f)] + [s1[k].eq(st[k]) for k in s1]
                     m.next = "GEOM"
             with m.State("GEOM"):
-                m.d.sync += [op.eq(fop), rows.eq(st2["rows"]), row_lines.eq(st2["row_lines"]),
-                             r.eq(0), c.eq(0), addr.eq(st2["origin"]), row_start.eq(st2["origin"]),
+                m.d.sync += [op.eq(fop), r.eq(0), c.eq(0),
                              pitch.eq(reg.pitch), dest_off.eq(reg.dest_base - reg.base)]
+                with m.If(cur.whole):
+                    m.d.sync += [rows.eq(reg.outer_extent), row_lines.eq(reg.inner_extent),
+                                 addr.eq(reg.base), row_start.eq(reg.base)]
+                with m.Else():
+                    m.d.sync += [rows.eq(st2["rows"]), row_lines.eq(st2["row_lines"]),
+                                 addr.eq(st2["origin"]), row_start.eq(st2["origin"])]
                 with m.If(skip):
                     m.next = "IDLE"
                 with m.Else():

@@ -2,16 +2,19 @@
 
 ::
 
-    producer ──► AddressMap ──local[0]──► TrackerTable ──mem──┐
-    ingress  ──►            ──local[1]──►              ─fire─►│DmaEngine
-                            ──remote──────────────┐           │  rd ─┐
-                                                  ▼           ▼      ▼
-                                       egress ◄─ merge ◄── dma.link   merge ──► mem
-                                                                mem_resp ──► dma.resp
+    producer ──► AddressMap ──local[0]──► TrackerTable ──mem──► (memory queue)
+    ingress  ──►            ──local[1]──►  (+ MCA)   ─fire─┐
+                            ──remote────┐      ▲ req[2]    ▼
+                                        │      └──rd── DmaEngine ◄── DMA_KICK (CSR)
+                                        ▼                  │
+                             egress ◄─ merge ◄── dma.link ─┘      mem_resp ──► dma.resp
 
-``mem`` carries every local request in the order it must be applied (tracker output and
-DMA READs, round-robin merged; a fire is raised only after its last update left the
-tracker, so every DMA READ of a tile follows the updates that completed it).
+``mem`` carries every local request in the order it must be applied: the tracker's three
+lanes (producer, link arrivals, DMA READs) are arbitrated by the memory-controller
+arbiter (``ARB`` register: plain round-robin or MCA) at the tracker's output; a fire is
+raised only after its last update left the tracker, so every DMA READ of a tile
+follows the updates that completed it. ``queue_level`` is the occupancy of the memory
+queue behind ``mem`` (the MCA threshold compares against it).
 ``mem_resp`` answers READs in order (only the DMA reads). ``egress`` merges REMOTE
 producer stores and DMA packets round-robin. ``csr_req``/``csr_resp``: the register bus
 (docs/regmap.md). ``irq``: any sticky error flag is set.
@@ -22,7 +25,7 @@ Trigger latency (no backpressure): the last update accepted on ``producer`` or
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -30,11 +33,11 @@ from sim_models import regmap
 from sim_models.spec import T3Config
 
 from . import designs, layouts
-from .addrmap import AddressMap, check_cfg
+from .addrmap import AddressMap, check_cfg, count_event, fire_layout
 from .csr import Csr, csr_request, csr_response
 from .dma import DmaEngine
 from .merge import StreamMerge
-from .tracker import TrackerTable
+from .tracker import LANE_DMA, TrackerTable
 
 __all__ = ["TrackTrigger"]
 
@@ -54,6 +57,7 @@ class TrackTrigger(wiring.Component):
             "csr_req": In(stream.Signature(csr_request(cfg))),
             "csr_resp": Out(stream.Signature(csr_response(cfg))),
             "irq": Out(1),
+            "queue_level": In(range(cfg.mem_queue_depth + 1)),
         })
 
     @property
@@ -64,8 +68,10 @@ class TrackTrigger(wiring.Component):
     def trigger_latency(self) -> int:
         """Cycles from the completing update's acceptance on ``producer``/``ingress`` to
         the tile's first READ on ``mem`` (no backpressure): address map + tracker fire
-        + DMA issue."""
-        return AddressMap.LATENCY + TrackerTable.FIRE_LATENCY + DmaEngine.ISSUE_LATENCY
+        + DMA issue + the READ's pass through the tracker lane."""
+        # the DMA READ passes the tracker's lane pipeline (its third lane) to reach `mem`
+        return (AddressMap.LATENCY + TrackerTable.FIRE_LATENCY + DmaEngine.ISSUE_LATENCY
+                + TrackerTable.LATENCY)
 
     def elaborate(self, platform):
         m = Module()
@@ -74,25 +80,49 @@ class TrackTrigger(wiring.Component):
         m.submodules.tracker = trk = TrackerTable(cfg=cfg)
         m.submodules.dma = dma = DmaEngine(cfg=cfg)
         m.submodules.csr = csr = Csr(cfg=cfg)
-        m.submodules.mem_merge = mm = StreamMerge(payload_shape=layouts.memory_request(cfg), n=2)
+        ctrl, pulse, st, errs, clr = csr.ctrl, csr.pulse, csr.status, csr.errors, csr.err_clear
         m.submodules.egress_merge = em = StreamMerge(payload_shape=layouts.link_packet(cfg), n=2)
 
         connect(m, wiring.flipped(self.producer), amap.producer)
         connect(m, wiring.flipped(self.ingress), amap.ingress)
         for k in range(2):
             connect(m, amap.local[k], trk.req[k])
-        connect(m, trk.mem, mm.i0)
-        connect(m, dma.rd, mm.i1)
-        connect(m, mm.o, wiring.flipped(self.mem))
+        # DMA READs enter the tracker's third lane (untracked) so that the memory-controller
+        # arbiter sees every request
+        rd = trk.req[LANE_DMA]
+        m.d.comb += [rd.valid.eq(dma.rd.valid), dma.rd.ready.eq(rd.ready),
+                     rd.payload.op.eq(dma.rd.payload.op), rd.payload.addr.eq(dma.rd.payload.addr),
+                     rd.payload.mask.eq(dma.rd.payload.mask), rd.payload.data.eq(dma.rd.payload.data),
+                     rd.payload.tracked.eq(0)]
+        connect(m, trk.mem, wiring.flipped(self.mem))
         connect(m, wiring.flipped(self.mem_resp), dma.resp)
-        connect(m, trk.fire, dma.fire)
+        # fires: the tracker's, and software kicks of a whole region (one pending at most)
+        m.submodules.fire_merge = fm = StreamMerge(payload_shape=fire_layout(cfg), n=2)
+        connect(m, trk.fire, fm.i0)
+        connect(m, fm.o, dma.fire)
+        kick_pending = Signal()
+        kick_overflow = Signal()
+        kick = csr.pulse
+        m.d.comb += [fm.i1.valid.eq(kick_pending)]
+        with m.If(fm.i1.valid & fm.i1.ready):
+            m.d.sync += kick_pending.eq(0)
+        with m.If(kick.kick):
+            with m.If(kick_pending):
+                m.d.sync += kick_overflow.eq(1)
+            with m.Else():
+                m.d.sync += [kick_pending.eq(1), fm.i1.payload.region.eq(kick.kick_region),
+                             fm.i1.payload.phase.eq(kick.kick_phase), fm.i1.payload.whole.eq(1),
+                             fm.i1.payload.wf_id.eq(0)]
+        with m.If(clr.kick_overflow):
+            m.d.sync += kick_overflow.eq(0)
+        kicks = Signal(32)
+        count_event(m, kicks, fm.i1.valid & fm.i1.ready, pulse.clear_counters)
         connect(m, amap.remote, em.i0)
         connect(m, dma.link, em.i1)
         connect(m, em.o, wiring.flipped(self.egress))
         connect(m, wiring.flipped(self.csr_req), csr.req)
         connect(m, csr.resp, wiring.flipped(self.csr_resp))
 
-        ctrl, pulse, st, errs, clr = csr.ctrl, csr.pulse, csr.status, csr.errors, csr.err_clear
         m.d.comb += [
             amap.regions.eq(csr.regions), trk.regions.eq(csr.regions), dma.regions.eq(csr.regions),
             amap.next_device.eq(ctrl.next_device), dma.next_device.eq(ctrl.next_device),
@@ -102,7 +132,11 @@ class TrackTrigger(wiring.Component):
         ]
         flags = {**{n: getattr(amap.err, n) for n in amap.err.shape().members},
                  **{n: getattr(trk.err, n) for n in trk.err.shape().members}}
+        flags["kick_overflow"] = kick_overflow
         for n, sig in flags.items():
+            if n == "kick_overflow":
+                m.d.comb += errs.kick_overflow.eq(sig)
+                continue
             m.d.comb += getattr(errs, n).eq(sig)
             blk = amap if n in amap.err.shape().members else trk
             m.d.comb += getattr(blk.clear, n).eq(getattr(clr, n))
@@ -117,6 +151,10 @@ class TrackTrigger(wiring.Component):
             st.remote_sent.eq(amap.remote_sent), st.tracked_reqs.eq(trk.tracked_reqs),
             st.fires.eq(trk.fires), st.stall_cycles.eq(trk.stall_cycles),
             st.dma_tiles.eq(dma.tiles), st.dma_lines.eq(dma.lines),
+            st.starved_grants.eq(trk.starved_grants), st.kicks.eq(kicks),
+            st.comm_wait_max.eq(trk.comm_wait_max), st.kick_pending.eq(kick_pending),
+            trk.policy.eq(ctrl.policy), trk.threshold.eq(ctrl.threshold),
+            trk.starve_limit.eq(ctrl.starve_limit), trk.queue_level.eq(self.queue_level),
             self.irq.eq(Cat(*flags.values()).any()),
         ]
         return m

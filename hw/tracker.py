@@ -1,9 +1,16 @@
 """Tracker table: counts tracked memory requests per WF tile and fires complete tiles.
 
-Sits INLINE on the path to memory, so a counted update reaches memory before any DMA read
-of its tile (memory is program ordered). Two input lanes (``req[0]`` producer, ``req[1]``
-link arrivals, each in order) so that a lane stalled on a full table never blocks the
-other lane, whose requests may be exactly the ones that complete live tiles.
+Sits INLINE on the path to memory, at the entry of the memory-controller queue, so a
+counted update reaches memory before any DMA read of its tile (memory is program
+ordered). Three input lanes, each in order: ``req[0]`` producer (the compute stream),
+``req[1]`` link arrivals and ``req[2]`` DMA reads (untracked; the communication stream).
+A lane stalled on a full table never blocks the others, whose requests may be exactly
+the ones that complete live tiles.
+
+Lane selection is the memory-controller arbitration (:class:`hw.arbiter.MemoryArbiter`):
+compute = lane 0, communication = lanes 1 and 2 merged round-robin; ``policy`` selects
+the plain round-robin baseline or T3-MCA (compute first; communication only while
+``queue_level`` < ``threshold``; after ``starve_limit`` cycles of waiting, always).
 
 Per lane, a two-step geometry pipeline (``G1``: tile offsets = small multipliers; ``G2``:
 clipped tile size and threshold ``rows * row_lines * contribs``), then one shared lookup
@@ -36,6 +43,8 @@ from sim_models import spec
 from sim_models.spec import ConfigError, T3Config
 
 from . import designs, layouts
+from .arbiter import MemoryArbiter
+from .merge import StreamMerge
 from .addrmap import (COUNTER_BITS, Sticky, check_cfg, count_event, fire_layout, regions_layout,
                       tile_step1, tile_step2, tracked_request)
 
@@ -43,7 +52,9 @@ __all__ = ["TrackerTable", "TRACKER_ERRORS"]
 
 TRACKER_ERRORS = data.StructLayout({"tile_outside": 1, "threshold_zero": 1, "count_over": 1,
                                     "refire": 1})
-LANES = 2
+LANES = 3                     # producer, link arrivals, DMA reads
+LANE_PRODUCER, LANE_LINK, LANE_DMA = range(LANES)
+STARVE_BITS = 16
 
 
 def key_layout(cfg: T3Config) -> data.StructLayout:
@@ -78,6 +89,13 @@ class TrackerTable(wiring.Component):
             "tracked_reqs": Out(COUNTER_BITS),
             "fires": Out(COUNTER_BITS),
             "stall_cycles": Out(COUNTER_BITS),
+            # memory-controller arbitration (hw.arbiter.MemoryArbiter)
+            "policy": In(1),
+            "queue_level": In(range(cfg.mem_queue_depth + 1)),
+            "threshold": In(range(cfg.mem_queue_depth + 1)),
+            "starve_limit": In(STARVE_BITS),
+            "comm_wait_max": Out(STARVE_BITS + 1),
+            "starved_grants": Out(COUNTER_BITS),
         })
 
     @property
@@ -194,23 +212,33 @@ class TrackerTable(wiring.Component):
                 g1v=g1_v, v=g2_v, req=g2, key=key, hitvec=hitvec, hit=hit, hit_count=hit_count,
                 refire=refire, track=track, thr=g2_thr, can_go=can_go, stall=stall).items()})
 
-        # ---- lane selection (round robin, held stable while mem is not ready) --------
-        last = Signal(range(LANES))
-        locked = Signal()
-        locked_sel = Signal(range(LANES))
-        pick = Signal(range(LANES))
-        m.d.comb += pick.eq(Mux(heads[1]["can_go"] & (~heads[0]["can_go"] | (last == 0)), 1, 0))
-        m.d.comb += sel.eq(Mux(locked, locked_sel, pick))
+        # ---- lane selection = memory-controller arbitration ---------------------------
+        # Each lane head is a stream (valid = can_go); compute = lane 0, communication =
+        # lanes 1 and 2 round-robin; the MemoryArbiter picks and holds a stalled grant.
+        lane_streams = [stream.Signature(tracked_request(cfg)).create() for _ in range(LANES)]
+        for k, (ls, hd) in enumerate(zip(lane_streams, heads)):
+            m.d.comb += [ls.valid.eq(hd["can_go"]), ls.payload.eq(hd["req"])]
+        m.submodules.comm_merge = cm = StreamMerge(payload_shape=tracked_request(cfg), n=LANES - 1)
+        m.submodules.arbiter = arb = MemoryArbiter(
+            payload_shape=tracked_request(cfg), level_bits=len(self.queue_level),
+            starve_bits=STARVE_BITS)
+        wiring.connect(m, lane_streams[LANE_PRODUCER], arb.compute)
+        for k in range(1, LANES):
+            wiring.connect(m, lane_streams[k], cm.inputs()[k - 1])
+        wiring.connect(m, cm.o, arb.comm)
+        m.d.comb += [arb.policy.eq(self.policy), arb.queue_level.eq(self.queue_level),
+                     arb.threshold.eq(self.threshold), arb.starve_limit.eq(self.starve_limit),
+                     self.comm_wait_max.eq(arb.comm_wait_max),
+                     self.starved_grants.eq(arb.starved_grants)]
+        m.d.comb += sel.eq(Mux(arb.compute.ready, LANE_PRODUCER, cm.grant + 1))
         h = {name: _named(m, f"sel_{name}", _pick(sel, [hd[name] for hd in heads]))
              for name in heads[0]}
-        m.d.comb += [self.mem.valid.eq(h["can_go"]),
-                     self.mem.payload.op.eq(h["req"].op), self.mem.payload.addr.eq(h["req"].addr),
-                     self.mem.payload.mask.eq(h["req"].mask), self.mem.payload.data.eq(h["req"].data)]
+        m.d.comb += [self.mem.valid.eq(arb.out.valid), arb.out.ready.eq(self.mem.ready),
+                     self.mem.payload.op.eq(arb.out.payload.op),
+                     self.mem.payload.addr.eq(arb.out.payload.addr),
+                     self.mem.payload.mask.eq(arb.out.payload.mask),
+                     self.mem.payload.data.eq(arb.out.payload.data)]
         m.d.comb += xfer.eq(self.mem.valid & self.mem.ready)
-        with m.If(self.mem.valid & ~self.mem.ready):
-            m.d.sync += [locked.eq(1), locked_sel.eq(sel)]
-        with m.If(xfer):
-            m.d.sync += [locked.eq(0), last.eq(sel)]
 
         # ---- count update / allocation / fire ---------------------------------------
         new = Signal(cfg.count_bits + 1)

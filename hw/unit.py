@@ -113,6 +113,7 @@ class T3Unit(wiring.Component):
             mem.req.valid.eq(q.r_rdy),
             q.r_en.eq(mem.req.ready),
             self.queue_level.eq(q.level),
+            tt.queue_level.eq(q.level),
             self.mem_error.eq(mem.error),
         ]
         # responses back to their issuer, in order

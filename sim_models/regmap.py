@@ -53,6 +53,8 @@ ERROR_FLAGS: dict[str, str] = {
                   "under a live entry); the entry fires and is freed; key in ERR_KEY",
     "refire": "tracker: an arrival for one of the last fired tiles (fired-key history); "
               "applied, not counted; key in ERR_KEY",
+    "kick_overflow": "DMA_KICK written while the previous kick was still pending (the new "
+                     "kick is not taken; wait for STATUS.kick_pending = 0)",
 }
 
 #: 32-bit wrapping event counters: name -> description
@@ -65,6 +67,8 @@ COUNTERS: dict[str, str] = {
     "stall_cycles": "cycles a request waited because the tracker table was full",
     "dma_tiles": "fired tiles completed by the DMA engine (FireOp.NONE included)",
     "dma_lines": "lines the DMA engine sent to the next device",
+    "starved_grants": "MCA: communication grants forced by the starvation limit",
+    "kicks": "DMA_KICK commands taken by the DMA engine",
 }
 
 
@@ -157,8 +161,28 @@ def global_registers(cfg: T3Config) -> list[Register]:
         Register("STATUS", 0x006, (
             Field("occupancy", 0, occ_bits, "ro", 0, "live tracker entries"),
             Field("busy", 16, 1, "ro", 0, "a request, fire or DMA line is in flight"),
-            Field("error", 17, 1, "ro", 0, "any ERR flag set (the irq output)")),
+            Field("error", 17, 1, "ro", 0, "any ERR flag set (the irq output)"),
+            Field("kick_pending", 18, 1, "ro", 0, "a DMA_KICK waits for the DMA queue")),
             "status"),
+        Register("ARB", 0x00B, (
+            Field("policy", 0, 1, "rw", int(cfg.arbiter_policy == "mca"),
+                  "memory-controller arbitration: 0 plain round-robin, 1 MCA (compute first)"),
+            Field("threshold", 8, (cfg.mem_queue_depth).bit_length(), "rw",
+                  cfg.mca_queue_threshold,
+                  "MCA: communication issues only while the memory queue holds fewer requests"),
+            Field("starve_limit", 16, 16, "rw", cfg.mca_starvation_limit,
+                  "MCA: a communication request waits at most starve_limit - 1 cycles")),
+            "memory-controller arbiter (hw/arbiter.py)"),
+        Register("DMA_KICK", 0x00C, (
+            Field("kick", 0, 1, "w1p", 0, "write 1: DMA the whole region kick_region"),
+            Field("kick_phase", 1, 1, "w1p", 0,
+                  "0: as UPDATEs (region's update_fire), 1: as STOREs (store_fire)"),
+            Field("kick_region", 8, cfg.region_bits, "w1p", 0, "the region to move")),
+            "software-triggered DMA of a whole region (the unfused baseline's ring steps)"),
+        Register("ARB_STATUS", 0x00D, (
+            Field("comm_wait_max", 0, 17, "ro", 0,
+                  "longest wait of a communication request, cycles (saturates)"),),
+            "arbiter status"),
         Register("ERR", 0x008, tuple(Field(n, i, 1, "w1c", 0, d)
                                      for i, (n, d) in enumerate(ERROR_FLAGS.items())),
                  "sticky error flags (write 1 to clear)"),

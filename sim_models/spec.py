@@ -408,5 +408,8 @@ def tracked_request_fields(cfg: T3Config) -> Fields:
 
 
 def fire_fields(cfg: T3Config) -> Fields:
-    """A tracker entry that reached its threshold: the tile to hand to the DMA engine."""
-    return [("wf_id", cfg.wf_id_bits), ("region", cfg.region_bits), ("phase", 1)]
+    """A tracker entry that reached its threshold: the tile to hand to the DMA engine.
+    ``whole`` = 1 (a software kick through the DMA_KICK register, used by the unfused
+    baseline) moves the whole region instead of one tile."""
+    return [("wf_id", cfg.wf_id_bits), ("region", cfg.region_bits), ("phase", 1),
+            ("whole", 1)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .common import add_config_arg, config_from_args, nonneg_int, positive_int
+from .common import add_config_arg, config_from_args, nonneg_int, out_dir, positive_int
 
 
 def tile_arg(text: str) -> tuple[int, int]:
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from sim_models.gemm import GemmSpec, config_for, make_workload
     from sim_models.trace import save_traces
     base = config_from_args(args)
+    out_dir(args.out, "--out")          # fail before the (possibly long) generation
     dtype = args.dtype or base.dtype
     changes = {"dtype": dtype}
     if args.line_bytes is not None:

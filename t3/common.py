@@ -41,3 +41,17 @@ def nonneg_int(text: str) -> int:
 
 def choice_error(name: str, value, allowed) -> UsageError:
     return UsageError(f"{name}={value!r}: must be one of {', '.join(map(str, allowed))}")
+
+
+def out_dir(path: str, what: str):
+    """Create output directory ``path`` (an option named ``what``) or raise a one-line
+    UsageError (exists as a file, no permission, ...)."""
+    from pathlib import Path
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{what} {path}: exists and is not a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{what} {path}: cannot create: {e.strerror}") from None
+    return p

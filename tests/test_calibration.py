@@ -51,6 +51,7 @@ def test_rtl_constants_match_the_hardware():
     assert AddressMap.LATENCY == rtl_model.ADDRMAP_LATENCY_CYCLES
     assert TrackerTable.FIRE_LATENCY == rtl_model.TRACKER_FIRE_LATENCY_CYCLES
     assert DmaEngine.ISSUE_LATENCY == rtl_model.DMA_ISSUE_LATENCY_CYCLES
+    assert TrackerTable.LATENCY == rtl_model.TRACKER_LATENCY_CYCLES
     assert TrackTrigger(cfg=cfg).trigger_latency == rtl_model.TRIGGER_LATENCY_CYCLES
 
 

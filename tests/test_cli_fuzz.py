@@ -28,8 +28,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -80,10 +78,6 @@ BAD_VALUES = {
     "_positive_float": ["fast", "0", "-1"],
 }
 
-#: values a subcommand's required options get, so the option under test is the only bad one
-REQUIRED = {"--m": "16", "--n": "16", "--k": "8", "--out": "unused-out", "--trace": "unused"}
-
-
 def _subparsers(parser: argparse.ArgumentParser, prefix: list[str]):
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -105,9 +99,6 @@ def derived_cases() -> list[tuple[str, list[str]]]:
             tname = getattr(action.type, "__name__", None)
             for v in BAD_VALUES.get(tname, []):
                 cases.append((f"{'-'.join(path)}:{opt}={v!r}", path + [f"{opt}={v}"]))
-            if action.nargs != 0 and action.type is None and action.choices is None \
-                    and action.required is False:
-                pass   # free-form strings (paths, lists): covered by the hand-written cases
         # an option given without its value
         valued = [a for a in sub._actions if a.option_strings and a.nargs is None]
         if valued:
@@ -230,13 +221,6 @@ def _corrupt(d: Path) -> None:
     p.write_bytes(bytes(b))
 
 
-def _first_key(h: dict, *names: str):
-    for n in names:
-        if n in h:
-            return n
-    raise KeyError(names)
-
-
 def _time_backwards(a):
     a["time"][len(a["time"]) // 2] = 0
     a["time"][-1] = 0
@@ -278,15 +262,17 @@ def hand_cases() -> list[tuple[str, list[str]]]:
         ("trace:missing-required", ["trace", "--m", "16"]),
         ("trace:huge-devices", ["trace", "--devices", "100000", "--m", "16", "--n", "16",
                                 "--k", "8", "--out", "{tmp}/x"]),
-        ("trace:tile-bigger-than-output-mismatch", ["trace", *trace_small[:-2], "--line-bytes", "6",
+        ("trace:line-bytes-6", ["trace", *trace_small[:-2], "--line-bytes", "6",
                                                      "--out", "{tmp}/x"]),
-        ("trace:line-bytes-not-multiple", ["trace", *trace_small[:-2], "--dtype", "fp32",
+        ("trace:line-bytes-2-fp32", ["trace", *trace_small[:-2], "--dtype", "fp32",
                                            "--line-bytes", "2", "--out", "{tmp}/x"]),
         ("trace:wf-bigger-than-wg", ["trace", "--devices", "2", "--m", "16", "--n", "16", "--k", "8",
                                      "--wg-tile", "4x4", "--wf-tile", "8x8", "--out", "{tmp}/x"]),
         ("trace:huge-out-base", ["trace", *trace_small, "--out-base", str(1 << 40), "--out", "{tmp}/x"]),
-        ("trace:k-not-split", ["trace", "--devices", "4", "--m", "16", "--n", "16", "--k", "3",
+        ("trace:n-not-multiple-of-lanes", ["trace", "--devices", "4", "--m", "16", "--n", "16", "--k", "3",
                                "--wg-tile", "8x8", "--wf-tile", "4x4", "--out", "{tmp}/x"]),
+        ("trace:out-is-file", ["trace", *trace_small, "--out", "{good-toml}"]),
+        ("trace:out-under-file", ["trace", *trace_small, "--out", "{good-toml}/sub"]),
         ("sim:devices-1", ["sim", "--devices", "1"]),
         ("sim:devices-9", ["sim", "--devices", "9"]),
         ("sim:devices-huge", ["sim", "--devices", str(10 ** 30)]),

@@ -148,4 +148,4 @@ def test_trigger_latency_constant():
     assert stamps["addr"] == lines[0]
     # the producer transfer happened at the edge ending cycle `last_update`; the READ is
     # valid in the cycle ending at `first_read`
-    assert stamps["first_read"] - stamps["last_update"] == dut.trigger_latency == 7
+    assert stamps["first_read"] - stamps["last_update"] == dut.trigger_latency == 9

@@ -13,7 +13,7 @@ from sim_models.fold import fold_allreduce
 from sim_models.gemm import compute_partials, ring_order
 from t3 import cmd_sim
 from t3.cli import main
-from verif.ring_scenario import RingScenario, available_modes, prepare
+from verif.ring_scenario import RingScenario, prepare
 
 #: a 2-device ring small enough for Icarus in a few seconds (8-byte lines)
 TINY = ["--devices", "2", "--m", "16", "--n", "16", "--k", "8", "--wg-tile", "8x8",
@@ -58,12 +58,23 @@ def test_bad_arguments_one_line_exit_2(capsys, tmp_path, argv, needle):
     assert not (tmp_path / "w" / "sim.log").exists()          # failed before any simulator
 
 
-def test_unimplemented_mode_is_a_usage_error(capsys, tmp_path):
-    missing = [m for m in ("t3", "baseline") if m not in available_modes()]
-    if not missing:
-        pytest.skip("every mode is implemented")
-    rc, _, err = _run(capsys, "sim", "--modes", missing[0], "--workdir", str(tmp_path))
+def test_modes_follow_the_testbench(capsys, tmp_path, monkeypatch):
+    # a testbench without ring_baseline: t3 only by default, baseline refused
+    from verif import ring_scenario
+    monkeypatch.setattr(ring_scenario, "available_modes", lambda: ("t3",))
+    assert cmd_sim._modes(None, True) == (("t3",), ("t3",))
+    rc, _, err = _run(capsys, "sim", "--modes", "baseline", "--workdir", str(tmp_path))
     assert rc == 2 and "not implemented" in err and err.count("\n") == 1
+    monkeypatch.setattr(ring_scenario, "available_modes", lambda: ("t3", "baseline"))
+    assert cmd_sim._modes(None, True)[0] == ("t3", "baseline")
+    assert cmd_sim._modes(None, False)[0] == ("t3",)          # baseline is RS + AG
+    assert cmd_sim._modes("baseline,t3", True)[0] == ("t3", "baseline")
+
+
+def test_baseline_needs_the_allgather(capsys, tmp_path):
+    rc, _, err = _run(capsys, "sim", "--no-allgather", "--modes", "t3,baseline",
+                      "--workdir", str(tmp_path))
+    assert rc == 2 and "--no-allgather" in err and err.count("\n") == 1
 
 
 def test_dump_path_that_is_a_file(capsys, tmp_path):
@@ -173,7 +184,8 @@ def test_failing_comparison_exits_1_with_the_message(capsys, tmp_path, monkeypat
 @pytest.mark.xdist_group("ring-icarus")
 def test_tiny_icarus_run_json_and_dump(capsys, tmp_path):
     dump = tmp_path / "dump"
-    rc, out, err = _run(capsys, "sim", *TINY, "--sim", "icarus", "--seed", "3", "--jitter", "2",
+    rc, out, err = _run(capsys, "sim", *TINY, "--sim", "icarus", "--modes", "t3", "--seed", "3",
+                        "--jitter", "2",
                         "--backpressure", "0.3", "--json", "--dump", str(dump),
                         "--workdir", str(tmp_path / "w"))
     assert rc == 0, err

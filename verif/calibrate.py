@@ -29,7 +29,7 @@ from typing import Any
 from sim_models.perf.rtl_model import CALIBRATION_FILE, load_calibration, markdown_table
 
 from .ring_scenario import RingScenario, run_scenario
-from .runner import BUILD, REPO, params_key
+from .runner import BUILD, REPO, _source_digest, params_key
 
 #: name -> RingScenario arguments. Four builds (2 x fp16, 4 x fp16, 3 x fp32, 8 x fp16);
 #: within a build only run-time knobs vary (link latency and bandwidth with
@@ -50,19 +50,25 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "n2-bw025-lat40-noag": dict(devices=2, dtype="fp16", m=64, n=32, k=32, wg_tile=(16, 16),
                                 wf_tile=(8, 8), cus=1, wg_cycles=128, link_latency=40,
                                 link_bw=0.25, fuse_allgather=False),
-    # 4 devices fp16, 128 lines (one build)
-    "n4-bw025-lat30": dict(devices=4, dtype="fp16", m=32, n=16, k=8, wg_tile=(8, 8),
+    "n2-bw05-lat2-noag": dict(devices=2, dtype="fp16", m=32, n=64, k=16, wg_tile=(16, 16),
+                              wf_tile=(16, 16), cus=4, wg_cycles=32, link_latency=2,
+                              link_bw=0.5, fuse_allgather=False),
+    "n2-bw075-lat16-noag": dict(devices=2, dtype="fp16", m=128, n=16, k=16, wg_tile=(16, 16),
+                                wf_tile=(8, 16), cus=2, wg_cycles=48, link_latency=16,
+                                link_bw=0.75, fuse_allgather=False),
+    # 4 devices fp16, 256 lines (one build)
+    "n4-bw025-lat30": dict(devices=4, dtype="fp16", m=32, n=32, k=8, wg_tile=(8, 8),
                            wf_tile=(4, 4), cus=2, wg_cycles=8, link_latency=30, link_bw=0.25),
-    "n4-bw1-lat4": dict(devices=4, dtype="fp16", m=32, n=16, k=16, wg_tile=(8, 16),
+    "n4-bw1-lat4": dict(devices=4, dtype="fp16", m=64, n=16, k=16, wg_tile=(8, 16),
                         wf_tile=(8, 8), cus=1, wg_cycles=24, link_latency=4, link_bw=1.0),
-    # 3 devices fp32, 256 lines (one build); uneven chunks in the first
-    "n3-fp32-bw05": dict(devices=3, dtype="fp32", m=28, n=16, k=8, wg_tile=(8, 8),
+    # 3 devices fp32, 512 lines (one build); uneven chunks in the first
+    "n3-fp32-bw05": dict(devices=3, dtype="fp32", m=44, n=16, k=8, wg_tile=(8, 8),
                          wf_tile=(4, 4), cus=2, wg_cycles=8, link_latency=10, link_bw=0.5),
-    "n3-fp32-bw025-lat40": dict(devices=3, dtype="fp32", m=32, n=16, k=12, wg_tile=(8, 8),
+    "n3-fp32-bw025-lat40": dict(devices=3, dtype="fp32", m=48, n=16, k=12, wg_tile=(8, 8),
                                 wf_tile=(8, 4), cus=4, wg_cycles=16, link_latency=40,
                                 link_bw=0.25),
-    # 8 devices fp16, 256 lines
-    "n8-bw05": dict(devices=8, dtype="fp16", m=64, n=16, k=16, wg_tile=(8, 8), wf_tile=(4, 4),
+    # 8 devices fp16, 512 lines
+    "n8-bw05": dict(devices=8, dtype="fp16", m=64, n=32, k=16, wg_tile=(8, 8), wf_tile=(4, 4),
                     cus=2, wg_cycles=8, link_latency=10, link_bw=0.5),
 }
 
@@ -111,20 +117,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="+", metavar="NAME", choices=sorted(SCENARIOS),
                     help="measure only these scenarios; keep the others' stored numbers")
     ap.add_argument("--modes", default=None,
-                    help="comma-separated modes (default: t3, plus baseline when the bench has it)")
+                    help="comma-separated modes (default: t3, plus baseline when the bench has "
+                         "it and the scenario fuses the all-gather)")
     ap.add_argument("--out", type=Path, default=CALIBRATION_FILE)
     ap.add_argument("--table", action="store_true", help="print the stored table and exit")
     args = ap.parse_args(argv)
     if args.table:
         print(markdown_table(load_calibration(args.out)))
         return 0
-    modes = tuple(args.modes.split(",")) if args.modes else \
-        (("t3", "baseline") if baseline_available() else ("t3",))
+    def modes_of(name: str) -> tuple[str, ...]:
+        if args.modes:
+            return tuple(args.modes.split(","))
+        # the baseline runs RS + AG, so only scenarios with the fused all-gather have one
+        both = baseline_available() and SCENARIOS[name].get("fuse_allgather", True)
+        return ("t3", "baseline") if both else ("t3",)
     old = {e["name"]: e for e in load_calibration(args.out)["scenarios"]} if args.out.exists() else {}
     names = args.only or list(SCENARIOS)
     entries = dict(old)
     for name in names:
-        scn = scenario(name, modes)
+        scn = scenario(name, modes_of(name))
         t0 = time.monotonic()
         cycles = measure(scn, sim=args.sim)
         print(f"{name}: {cycles} ({time.monotonic() - t0:.0f} s)", flush=True)
@@ -135,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "about": "RTL ring cycle counts (verif/tb_ring.py, start of the producer traces to every "
                  "device idle with all requests applied) for sim_models.perf.rtl_model; "
                  "regenerate with `python -m verif.calibrate`",
-        "measured_with": {"sim": args.sim, "commit": _commit(),
+        "measured_with": {"sim": args.sim, "commit": _commit(), "hw_digest": _source_digest(),
                           "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")},
         "scenarios": [entries[n] for n in SCENARIOS if n in entries],
     }

@@ -159,6 +159,16 @@ def _test_results(results_xml: Path) -> tuple[dict[str, float], list[str]]:
     return walls, failures
 
 
+def _newest_results(sim: str, build_key: str, since: float) -> Path | None:
+    """The results file a run of ``build_key`` wrote after ``since`` (perf_counter)."""
+    import time
+    from verif.runner import BUILD
+    t0 = time.time() - (time.perf_counter() - since)
+    found = [p for p in (BUILD / "sim" / sim).glob(f"{build_key}*/run-*/results.xml")
+             if p.stat().st_mtime >= t0 - 1]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
 @contextlib.contextmanager
 def output_to(log: str | Path | None):
     """Send this process's stdout/stderr file descriptors (and so the simulator's build
@@ -216,11 +226,13 @@ def run_scenario(scn: RingScenario, *, sim: str, workdir: str | Path, waves: boo
             results = run_cocotb(sim=sim, top="t3_ring", verilog=v, test_module="verif.tb_ring",
                                  params={"workdir": str(workdir), "hw": key}, testcase=tests,
                                  seed=scn.seed, waves=waves, build_key=params_key("t3_ring", key))
-    except AssertionError as e:
+    except (AssertionError, SystemExit) as e:
+        # run_cocotb names the results file; under pytest cocotb's runner exits instead
         found = re.search(r"results in (\S+results\.xml)", str(e))
-        failures = _test_results(Path(found.group(1)))[1] if found and Path(found.group(1)).exists() \
-            else []
-        raise ScenarioFailure("; ".join(failures) or str(e)) from None
+        xml = Path(found.group(1)) if found else _newest_results(sim, params_key("t3_ring", key), t2)
+        failures = _test_results(xml)[1] if xml and xml.exists() else []
+        raise ScenarioFailure("; ".join(failures) or f"{sim}: the ring testbench failed ({e!r})") \
+            from None
     finally:
         tm.update(prepare_s=t1 - t0, verilog_s=t2 - t1, cocotb_s=time.perf_counter() - t2)
     tm["tests"] = _test_results(results)[0]

@@ -243,6 +243,28 @@ class RingTB(TB):
         return [np.stack([unpack_line(w, self.cfg.elem_bits, self.cfg.lanes, ud) for w in p["out"]])
                 for p in ports]
 
+    async def clear_memory(self, d: int) -> None:
+        """STORE zeros over device d's output lines through the host port (memory keeps
+        its contents across resets; each test starts from zero-initialised buffers)."""
+        lo, hi = self.expect["out_lines"]
+        rv, rr, rp = (getattr(self.dut, f"host__{d}__{s}") for s in ("valid", "ready", "payload"))
+        edge = RisingEdge(self.clk)
+        full = (1 << self.cfg.lanes) - 1
+        for a in range(lo, hi):
+            rp.value = self.mreq.pack(op=int(Op.STORE), addr=a, mask=full, data=0)
+            rv.value = 1
+            await edge
+            while not int(rr.value):
+                await edge
+        rv.value = 0
+
+    async def start(self, programs: list[DeviceProgram]) -> None:
+        """Reset, zero the output buffers, program every device; wait until idle."""
+        await self.reset()
+        await _gather([self.clear_memory(d) for d in range(self.n)])
+        await program_all(self, programs)
+        await self.wait_applied(self.mem_reqs(), timeout=10_000)
+
     async def check_memories(self, mode: str) -> dict:
         lo, hi = self.expect["out_lines"]
         got = await self.read_memories(list(range(self.n)), lo, hi)
@@ -315,3 +337,68 @@ async def ring_t3(dut):
     tb.write_result("t3", {"cycles": cycles, "devices": stats, **check, "wall_s": tb.wall,
                            "sim_cycles_total": tb.cycle - c0,
                            "edges_skipped": tb.edges_skipped})
+
+
+def baseline_programs(tb: RingTB) -> list[DeviceProgram]:
+    """The same regions with no tracking: every producer store is local; DMA kicks of a
+    region move it as UPDATEs (phase 0) or STOREs (phase 1) to the next device."""
+    out = []
+    for p in tb.programs:
+        regs = tuple(Region(**{**r.__dict__, "producer": ProducerAction.LOCAL,
+                               "update_contribs": 0, "store_contribs": 0,
+                               "update_fire": FireOp.UPDATE, "store_fire": FireOp.STORE})
+                     for r in p.regions)
+        out.append(DeviceProgram(device=p.device, next_device=p.next_device, regions=regs))
+    return out
+
+
+async def program_all(tb: RingTB, programs: list[DeviceProgram]) -> None:
+    cfg = tb.cfg
+    policy = int(tb.scn["policy"] == "mca")
+
+    async def one(d):
+        await tb.csr[d].program(programs[d])
+        await tb.csr[d].write_fields("ARB", policy=policy, threshold=cfg.mca_queue_threshold,
+                                     starve_limit=cfg.mca_starvation_limit)
+    await _gather([one(d) for d in range(tb.n)])
+
+
+@cocotb.test()
+async def ring_baseline(dut):
+    """Unfused baseline on the same hardware: GEMM stores all local, then N-1 ring
+    reduce-scatter steps (DMA UPDATEs) and N-1 all-gather steps (DMA STOREs), each kicked
+    through DMA_KICK with a barrier after it; same final memories as the fused run."""
+    tb = RingTB(dut)
+    assert tb.scn["fuse_allgather"], "the baseline runs RS + AG: use fuse_allgather=True"
+    progs = baseline_programs(tb)
+    await tb.start(progs)
+    n = tb.n
+    chunks = tb.expect["chunks"]
+    lines = [c["limit"] - c["base"] for c in chunks]
+    region_of = [{r.base: i for i, r in enumerate(p.regions)} for p in progs]
+    timeout = _timeout(tb)
+    targets = tb.mem_reqs()
+    start = tb.cycle
+    await _gather([tb.play_trace(d) for d in range(n)])
+    targets = [t + len(tb.traces[d]) for d, t in enumerate(targets)]
+    t_gemm = await tb.wait_applied(targets, timeout=timeout)
+    steps = []
+    for phase, first in ((0, 0), (1, 1)):          # RS sends chunk d-s, AG sends d-s+1
+        for s in range(1, n):
+            send = [(d - s + first) % n for d in range(n)]
+            recv = [send[(d - 1) % n] for d in range(n)]
+
+            async def kick(d):
+                ri = region_of[d][chunks[send[d]]["base"]]
+                await tb.csr[d].write_fields("DMA_KICK", kick=1, kick_phase=phase, kick_region=ri)
+            await _gather([kick(d) for d in range(n)])
+            targets = [targets[d] + lines[send[d]] + lines[recv[d]] for d in range(n)]
+            steps.append(await tb.wait_applied(targets, timeout=timeout) - start)
+    cycles = tb.cycle - start
+    stats = await tb.stats()
+    for d, st in enumerate(stats):
+        assert st["irq"] == 0, f"device {d}: error flag raised: {st}"
+    check = await tb.check_memories("baseline")
+    tb.log.info("baseline: %d cycles (GEMM %d, steps %s)", cycles, t_gemm - start, steps)
+    tb.write_result("baseline", {"cycles": cycles, "gemm_cycles": t_gemm - start,
+                                 "step_end_cycles": steps, "devices": stats, **check})

@@ -22,6 +22,7 @@ traffic of the transfers in flight, and both streams share DRAM (dram_share). Wi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from .dram_share import share
 from .gemm_time import GemmCost
@@ -50,11 +51,17 @@ def _stage_time(w: float, b: float, bw: float, bw_g: float, overlap: float) -> f
 
 
 def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: str,
-             policy: str, last_stage_comm: bool = True) -> FusedResult:
+             policy: str, last_stage_comm: bool = True,
+             stage_ends_s: Sequence[float] | None = None) -> FusedResult:
     """``mode``: "t3" (tracker + DMA + NMC) or "sw" (collective kernel on CUs).
     ``last_stage_comm=False`` (T3 only): no communication shares DRAM with the last
     stage (in T3 the RS transfers overlap stages 1..n-1; only a fused all-gather's first
-    hop overlaps stage n). The default keeps a transfer's traffic there too."""
+    hop overlaps stage n). The default keeps a transfer's traffic there too.
+    ``stage_ends_s``: the producer's stage ends when it runs alone, for a producer whose
+    compute does not wait for its stores (a trace replayed no earlier than its issue
+    times, as the RTL bench does): stage j then computes for what is left of its own
+    schedule after stage j-1's stores, ``w_j = stage_ends_s[j-1] - c_{j-1}`` (at least
+    its bytes at full bandwidth), instead of ``compute_s / n``."""
     if mode not in ("t3", "sw"):
         raise ValueError(f"mode={mode!r}")
     bw, B, L = hw.gpu.dram_Bps, hw.link.Bps, hw.link.latency_s
@@ -74,7 +81,7 @@ def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: st
         k_first = k_mid = 3.0                       # incoming write + incoming, local reads
         sync = hw.sw.stage_sync_us * 1e-6
 
-    def contended(b: float, k: float) -> tuple[float, float]:
+    def contended(b: float, k: float, w: float) -> tuple[float, float]:
         """(GEMM bandwidth, link rate) while both run."""
         bw_g, bw_c = share(policy, b / w, k * B, bw, hw.t3)
         return bw_g, min(B, bw_c / k) if k > 0 else B
@@ -83,14 +90,17 @@ def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: st
     # local UPDATEs costing `cost` writes; software: plain local stores), the DRAM bytes
     # per link byte k_j of the transfer it overlaps, the shared bandwidths and time
     stages, rates = [], []
+    c_end = [0.0]
     for j in range(1, n + 1):
         b = r_stage + ((0.0 if j == 1 else cost * c) if t3 else c)
         k = k_first if (j == 1 and t3) else k_mid
+        if stage_ends_s is not None:
+            w = max(stage_ends_s[j - 1] - c_end[-1], b / bw, 1e-30)
         if t3 and j == n and not last_stage_comm:
             bw_g, rate = bw, B                      # nothing to share DRAM with
             g = _stage_time(w, b, bw, bw_g, 0.0)
         else:
-            bw_g, rate = contended(b, k)
+            bw_g, rate = contended(b, k, w)
             g = _stage_time(w, b, bw, bw_g, c / rate)
         if t3 and j > 1:
             g = max(g, cost * c / (hw.t3.nmc_update_GBps * 1e9))
@@ -98,8 +108,6 @@ def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: st
             g = max(g, c / rate)                    # store back-pressure from the link
         stages.append(g)
         rates.append(rate)
-    c_end = [0.0]
-    for g in stages:
         c_end.append(c_end[-1] + g)
     alone_rate = min(B, bw / k_mid)
 

@@ -9,9 +9,10 @@ trigger latency is the RTL's (address map + tracker fire + DMA issue), and the G
 trace generator's producer (:func:`sim_models.trace.producer_trace`: waves of ``cus``
 workgroups, each ``wg_cycles`` of compute then one line per cycle). Then:
 
-* ``t3``: :func:`~sim_models.perf.pipeline.fused_rs` (stage pipeline, FIFO memory
-  sharing: the RTL merges its memory requesters round-robin and has no MCA arbiter on
-  that path) followed, with the fused all-gather, by
+* ``t3``: :func:`~sim_models.perf.pipeline.fused_rs` (stage pipeline; memory shared
+  under the scenario's arbiter policy, ``fifo`` or ``mca``, with the RTL's MCA knobs:
+  the RTL arbitrates the producer lane (compute) against link arrivals and DMA reads
+  (communication)) followed, with the fused all-gather, by
   :func:`~sim_models.perf.pipeline.fused_ag_end`; bounded below by the two resource
   rooflines every part of the model uses (``max(compute, bytes / bandwidth)``): the link
   (it must carry every line a device sends) and the memory (after stage 1 -- whose stores
@@ -42,19 +43,22 @@ from .gemm_time import GemmCost
 from .hardware import Hardware, hardware_from_rtl, load_hardware
 from .pipeline import fused_ag_end, fused_rs
 
-__all__ = ["RtlScenario", "RtlPrediction", "predict", "rtl_hardware", "producer_cycles",
+__all__ = ["RtlScenario", "RtlPrediction", "predict", "rtl_hardware", "producer_cycles", "producer_stage_ends",
            "memory_requests", "CALIBRATION_FILE", "load_calibration", "calibration_rows",
            "markdown_table", "TRIGGER_LATENCY_CYCLES", "TOLERANCE"]
 
 CALIBRATION_FILE = Path(__file__).with_name("rtl_calibration.json")
 
-#: RTL latencies in cycles (docs/tracker.md "Latencies"; tests/test_calibration.py checks
-#: them against hw/ so they cannot drift): completing update accepted -> tracker input
-#: (address map, 1) -> fire (3); fire -> first DMA READ (3).
+#: RTL latencies in cycles (hw/track_trigger.py; tests/test_calibration.py checks them
+#: against hw/ so they cannot drift): completing update accepted -> tracker input
+#: (address map, 1) -> fire (3); fire -> DMA READ issued (3) -> through the tracker's
+#: DMA lane to memory (2).
 ADDRMAP_LATENCY_CYCLES = 1
 TRACKER_FIRE_LATENCY_CYCLES = 3
 DMA_ISSUE_LATENCY_CYCLES = 3
-TRIGGER_LATENCY_CYCLES = ADDRMAP_LATENCY_CYCLES + TRACKER_FIRE_LATENCY_CYCLES + DMA_ISSUE_LATENCY_CYCLES
+TRACKER_LATENCY_CYCLES = 2
+TRIGGER_LATENCY_CYCLES = (ADDRMAP_LATENCY_CYCLES + TRACKER_FIRE_LATENCY_CYCLES
+                          + DMA_ISSUE_LATENCY_CYCLES + TRACKER_LATENCY_CYCLES)
 #: the link model's minimum latency (its FIFO's buffered read port), docs in hw/link.py
 LINK_MIN_LATENCY_CYCLES = 2
 #: agreement the calibration test demands (issue 6: within 10%)
@@ -83,6 +87,7 @@ class RtlScenario:
     tracker_entries: int = 16
     link_latency: int = 20
     link_bw: float = 0.5
+    policy: str = "mca"
     fuse_allgather: bool = True
 
     @classmethod
@@ -100,7 +105,8 @@ class RtlScenario:
         base = T3Config(dtype=self.dtype, line_bytes=self.line_bytes,
                         tracker_entries=self.tracker_entries, ring_devices=self.devices,
                         link_latency_cycles=self.link_latency,
-                        link_lines_per_cycle=self.link_bw, mem_depth_lines=16, clock_ghz=1.0)
+                        link_lines_per_cycle=self.link_bw, arbiter_policy=self.policy,
+                        mem_depth_lines=16, clock_ghz=1.0)
         return config_for(self.gemm(), base)
 
 
@@ -128,27 +134,29 @@ def rtl_hardware(scn: RtlScenario, base: Hardware | None = None) -> Hardware:
     return hw.replace(
         gpu={"compute_units": scn.cus, "tile_m": wf_m, "tile_n": wf_n},
         t3={"tracker_latency_ns": ADDRMAP_LATENCY_CYCLES + TRACKER_FIRE_LATENCY_CYCLES,
-            "dma_issue_latency_ns": DMA_ISSUE_LATENCY_CYCLES,
+            "dma_issue_latency_ns": DMA_ISSUE_LATENCY_CYCLES + TRACKER_LATENCY_CYCLES,
             "dma_bandwidth_GBps": cfg.line_bytes,       # 1 line per cycle
             "nmc_update_cost": 1.0},                   # an UPDATE takes one memory slot
         link={"latency_ns": max(scn.link_latency, LINK_MIN_LATENCY_CYCLES)},
     )
 
 
-def producer_cycles(scn: RtlScenario) -> tuple[float, int]:
-    """(cycles, output lines) of one device's producer alone: the GEMM-time equation of
-    gemm_time (waves over CUs, roofline of compute and stores) in the trace generator's
-    units (sim_models.trace.producer_trace). Per stage, waves of ``cus`` workgroups; a
-    wave starting at T computes ``wg_cycles`` and then offers one line per cycle per
-    workgroup; the next wave starts when its longest workgroup is done. The producer
-    port (and memory) takes one line per cycle, so with ``s_w`` the first issue time of
-    wave w and ``l_w`` its lines the last line leaves at ``max_w (s_w + sum_{v >= w} l_v)``."""
+def producer_stage_ends(scn: RtlScenario) -> tuple[list[float], int]:
+    """(end of each stage in cycles, output lines) of one device's producer alone: the
+    GEMM-time equation of gemm_time (waves over CUs, roofline of compute and stores) in
+    the trace generator's units (sim_models.trace.producer_trace). Per stage, waves of
+    ``cus`` workgroups; a wave starting at T computes ``wg_cycles`` and then offers one
+    line per cycle per workgroup; the next wave starts when its longest workgroup is
+    done. The producer port (and memory) takes one line per cycle, so with ``s_w`` the
+    first issue time of wave w and ``l_w`` its lines, the last line of wave v leaves at
+    ``max_{w <= v} (s_w + sum_{w <= u <= v} l_u)``."""
     cfg = scn.config()
     gemm = scn.gemm()
     geo = check_config(cfg, gemm)
-    waves: list[tuple[int, int]] = []          # (first issue cycle, lines)
-    t = 0
-    for ch in split_chunks(gemm, geo):        # every device runs every chunk once
+    ends: list[float] = []
+    t = 0           # trace time: start of the next wave
+    done = 0        # cycle the port has taken every line so far
+    for ch in split_chunks(gemm, geo):        # every device computes every chunk once
         o0, o1 = ch.outer_start // geo.wg_outer, -(-ch.outer_stop // geo.wg_outer)
         rows = [min(geo.wg_outer, geo.outer_elems - wo * geo.wg_outer) for wo in range(o0, o1)]
         cols = [min(geo.wg_inner_lines, geo.pitch - wi * geo.wg_inner_lines)
@@ -156,13 +164,16 @@ def producer_cycles(scn: RtlScenario) -> tuple[float, int]:
         wgs = [r * c for r in rows for c in cols]
         for w0 in range(0, len(wgs), scn.cus):
             wave = wgs[w0:w0 + scn.cus]
-            waves.append((t + scn.wg_cycles, sum(wave)))
+            done = max(done, t + scn.wg_cycles) + sum(wave)
             t += scn.wg_cycles + max(wave)
-    end, left = 0, 0
-    for start, lines in reversed(waves):
-        left += lines
-        end = max(end, start + left)
-    return float(end), geo.total_lines
+        ends.append(float(done))
+    return ends, geo.total_lines
+
+
+def producer_cycles(scn: RtlScenario) -> tuple[float, int]:
+    """(cycles, output lines) of one device's producer alone (last stage's end)."""
+    ends, lines = producer_stage_ends(scn)
+    return ends[-1], lines
 
 
 def memory_requests(scn: RtlScenario) -> dict[str, int]:
@@ -182,14 +193,15 @@ def memory_requests(scn: RtlScenario) -> dict[str, int]:
 
 def _t3(scn: RtlScenario, hw: Hardware) -> RtlPrediction:
     n = scn.devices
-    span, lines = producer_cycles(scn)
+    ends, lines = producer_stage_ends(scn)
+    span = ends[-1]
     line = scn.line_bytes
     out = float(lines * line)
     bw = hw.gpu.dram_Bps
     prod = GemmCost(m=scn.m, n=scn.n, k=scn.k, cus=scn.cus, tiles=0, waves=0,
                     read_bytes=0.0, write_bytes=out, compute_s=span * _NS, dram_Bps=bw)
-    f = fused_rs(hw, prod, n, out, mode="t3", policy="fifo",
-                 last_stage_comm=scn.fuse_allgather)
+    f = fused_rs(hw, prod, n, out, mode="t3", policy=scn.policy,
+                 last_stage_comm=scn.fuse_allgather, stage_ends_s=[e * _NS for e in ends])
     end = fused_ag_end(hw, f, n, out) if scn.fuse_allgather else f.rs_end_s
     L = hw.link.latency_s / _NS
     tail = L + TRIGGER_LATENCY_CYCLES

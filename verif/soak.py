@@ -1,0 +1,229 @@
+"""Soak: many seeds of random ring scenarios on the RTL, each checked bit for bit against
+the golden model by the ring testbench (verif/tb_ring.py via verif.ring_scenario).
+
+    python -m verif.soak [--sim verilator] [--seeds 200] [--start 0] [--devices 2,3,4,8]
+
+Seed ``s`` fully determines its scenario (:func:`draw`) and the testbench's random
+choices, so a failure reproduces with ``python -m verif.soak --seeds 1 --start s``
+(printed with the equivalent ``t3 sim`` command). Prints one line per seed and a
+summary; writes ``build/soak/soak.json``.
+
+Run-time knobs vary freely (layout, GEMM and tile sizes, CUs, WG compute time, k,
+producer jitter, sink backpressure, link latency and bandwidth, arbiter policy, fused or
+unfused all-gather). Hardware knobs select a build (RingScenario.hw_key), so they come
+from a small fixed set of profiles, (devices, dtype) with 8-byte lines and a 16-entry
+tracker, the same builds as verif/test_ring.py; a drawn scenario whose hardware key
+differs from its profile's (e.g. a larger output needs deeper memory) is redrawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shlex
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from sim_models.spec import FORMATS, ConfigError
+from verif.ring_scenario import RingScenario, run_scenario
+from verif.runner import BUILD, SIMULATORS
+
+SOAK_DIR = BUILD / "soak"
+DEFAULT_DEVICES = (2, 3, 4, 8)       # the ring test matrix's builds
+DTYPES = tuple(FORMATS)
+LINE_BYTES = 8
+TRACKER_ENTRIES = 16
+
+
+def profile(devices: int, dtype: str) -> RingScenario:
+    """The hardware profile of (devices, dtype): verif/test_ring.py's scenario shape, so
+    its hw_key (and build) is the ring tests'."""
+    m = 8 * devices + (4 if devices == 3 else 0)
+    return RingScenario(devices=devices, dtype=dtype, m=m, n=16, k=8, wg_tile=(8, 8),
+                        wf_tile=(4, 4), line_bytes=LINE_BYTES, cus=2, wg_cycles=8,
+                        link_latency=10, link_bw=0.5, tracker_entries=TRACKER_ENTRIES,
+                        modes=("t3",))
+
+
+def _valid(scn: RingScenario) -> bool:
+    from sim_models.gemm import check_config, split_chunks
+    try:
+        gemm = scn.gemm()
+        split_chunks(gemm, check_config(scn.config(), gemm))
+        return True
+    except (ConfigError, ValueError):
+        return False
+
+
+def draw(seed: int, devices: tuple[int, ...] = DEFAULT_DEVICES,
+         dtypes: tuple[str, ...] = DTYPES) -> RingScenario:
+    """Seed -> a valid random scenario on one of the fixed hardware profiles."""
+    rng = random.Random(seed)
+    n_dev, dtype = rng.choice(devices), rng.choice(dtypes)
+    key = profile(n_dev, dtype).hw_key()
+    lanes = LINE_BYTES // FORMATS[dtype].bytes
+    for _ in range(500):
+        wf = (rng.choice((2, 4, 8)), rng.choice((2, 4, 8)))
+        wg = (wf[0] * rng.choice((1, 2)), wf[1] * rng.choice((1, 2)))
+        lat = rng.randint(1, 28)
+        scn = RingScenario(
+            devices=n_dev, dtype=dtype, layout=rng.choice(("row", "col")),
+            m=lanes * rng.randint(1, 8 * n_dev // lanes + 2),
+            n=lanes * rng.randint(1, 32 // lanes),
+            k=n_dev * rng.randint(1, 4), wg_tile=wg, wf_tile=wf,
+            cus=rng.randint(1, 4), wg_cycles=rng.randint(1, 24), line_bytes=LINE_BYTES,
+            tracker_entries=TRACKER_ENTRIES, link_latency=lat,
+            link_bw=rng.choice((0.125, 0.25, 0.5, 1.0)), policy=rng.choice(("fifo", "mca")),
+            fuse_allgather=rng.random() < 0.8, seed=seed, jitter=rng.randint(0, 6),
+            backpressure=rng.choice((0.0, 0.1, 0.3, 0.6)), modes=("t3",))
+        if _valid(scn) and scn.hw_key() == key:
+            return scn
+    raise RuntimeError(f"seed {seed}: no valid scenario for profile {n_dev}x{dtype} in 500 draws")
+
+
+def sim_command(scn: RingScenario, sim: str) -> str:
+    """The `t3 sim` command line that runs ``scn``."""
+    args = ["t3", "sim", "--sim", sim, "--modes", ",".join(scn.modes)]
+    for name, val in (("devices", scn.devices), ("m", scn.m), ("n", scn.n), ("k", scn.k),
+                      ("dtype", scn.dtype), ("layout", scn.layout),
+                      ("wg-tile", f"{scn.wg_tile[0]}x{scn.wg_tile[1]}"),
+                      ("wf-tile", f"{scn.wf_tile[0]}x{scn.wf_tile[1]}"), ("cus", scn.cus),
+                      ("wg-cycles", scn.wg_cycles), ("line-bytes", scn.line_bytes),
+                      ("tracker-entries", scn.tracker_entries),
+                      ("link-latency", scn.link_latency), ("link-bw", scn.link_bw),
+                      ("policy", scn.policy), ("jitter", scn.jitter),
+                      ("backpressure", scn.backpressure), ("seed", scn.seed)):
+        args += [f"--{name}", str(val)]
+    if not scn.fuse_allgather:
+        args.append("--no-allgather")
+    return shlex.join(args)
+
+
+def _describe(scn: RingScenario) -> str:
+    return (f"N={scn.devices} {scn.dtype} {scn.layout} {scn.m}x{scn.n}x{scn.k} "
+            f"wg={scn.wg_tile[0]}x{scn.wg_tile[1]} wf={scn.wf_tile[0]}x{scn.wf_tile[1]} "
+            f"cus={scn.cus} lat={scn.link_latency} bw={scn.link_bw} {scn.policy} "
+            f"jit={scn.jitter} bp={scn.backpressure}{'' if scn.fuse_allgather else ' RS-only'}")
+
+
+def run_seed(seed: int, sim: str, devices: tuple[int, ...] = DEFAULT_DEVICES,
+             keep: bool = False, out: Path = SOAK_DIR,
+             dtypes: tuple[str, ...] = DTYPES) -> dict[str, Any]:
+    """Run one seed; returns its record (never raises for an RTL failure)."""
+    scn = draw(seed, devices, dtypes)
+    workdir = out / "runs" / f"{sim}-seed{seed}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    rec: dict[str, Any] = {"seed": seed, "sim": sim, "scenario": scn.to_dict(),
+                           "reproduce": f"{sys.executable} -m verif.soak --sim {sim} "
+                                        f"--seeds 1 --start {seed} --devices "
+                                        f"{','.join(map(str, devices))} --dtypes {','.join(dtypes)}",
+                           "t3_sim": sim_command(scn, sim), "describe": _describe(scn)}
+    t0 = time.perf_counter()
+    tm: dict[str, Any] = {}
+    try:
+        res = run_scenario(scn, sim=sim, workdir=workdir, log=workdir / "sim.log",
+                           timings=tm)["t3"]
+        expect = json.loads((workdir / "expect.json").read_text())
+        rec.update(ok=True, cycles=int(res["cycles"]),
+                   requests=sum(int(e["mem_reqs"]) for e in expect["t3"]),
+                   producer_requests=sum(int(e["producer"]) for e in expect["t3"]),
+                   lines_checked=int(res.get("lines_checked", 0)))
+    except AssertionError as e:                 # ScenarioFailure and other check failures
+        rec.update(ok=False, error=" ".join(str(e).split())[:500])
+    except Exception as e:                      # noqa: BLE001 - a soak reports, then goes on
+        rec.update(ok=False, error=f"{type(e).__name__}: {' '.join(str(e).split())[:400]}",
+                   traceback=traceback.format_exc())
+    rec["wall_s"] = round(time.perf_counter() - t0, 3)
+    # the simulation alone (cocotb test time), without prepare/Verilog/build
+    rec["test_s"] = round(sum(tm.get("tests", {}).values()), 3)
+    rec["log"] = str(workdir / "sim.log")
+    if rec["ok"] and not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rec
+
+
+def soak(seeds: int, start: int, sim: str, devices: tuple[int, ...] = DEFAULT_DEVICES,
+         keep: bool = False, out: Path = SOAK_DIR, echo=None,
+         dtypes: tuple[str, ...] = DTYPES) -> dict[str, Any]:
+    echo = echo or (lambda text: print(text, flush=True))
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    t0 = time.perf_counter()
+    for s in range(start, start + seeds):
+        r = run_seed(s, sim, devices, keep, out, dtypes)
+        records.append(r)
+        if r["ok"]:
+            echo(f"seed {s:5d} ok   {r['cycles']:7d} cycles {r['requests']:6d} reqs "
+                 f"{r['wall_s']:6.1f} s (sim {r['test_s']:5.1f} s)  {r['describe']}")
+        else:
+            echo(f"seed {s:5d} FAIL {r['wall_s']:6.1f} s  {r['describe']}\n"
+                 f"    {r['error']}\n    reproduce: {r['reproduce']}\n    or: {r['t3_sim']}")
+    ok = [r for r in records if r["ok"]]
+    wall = time.perf_counter() - t0
+    summary = {"sim": sim, "seeds": seeds, "start": start, "passed": len(ok),
+               "failed": seeds - len(ok), "total_cycles": sum(r["cycles"] for r in ok),
+               "total_requests": sum(r["requests"] for r in ok),
+               "total_producer_requests": sum(r["producer_requests"] for r in ok),
+               "wall_s": round(wall, 1), "seconds_per_seed": round(wall / max(seeds, 1), 2),
+               "sim_s": round(sum(r["test_s"] for r in records), 1),
+               "devices": list(devices), "dtypes": list(dtypes),
+               "failures": [{"seed": r["seed"], "error": r["error"], "reproduce": r["reproduce"],
+                             "t3_sim": r["t3_sim"], "log": r["log"]}
+                            for r in records if not r["ok"]]}
+    doc = {"summary": summary, "records": records}
+    (out / "soak.json").write_text(json.dumps(doc, indent=1))
+    echo(f"soak {sim}: {len(ok)}/{seeds} seeds passed (seeds {start}..{start + seeds - 1}), "
+         f"{summary['total_cycles']} cycles, {summary['total_requests']} memory requests "
+         f"({summary['total_producer_requests']} producer stores), {wall:.0f} s wall "
+         f"({summary['seconds_per_seed']} s/seed, {summary['sim_s']} s in the simulator); "
+         f"{out / 'soak.json'}")
+    for f in summary["failures"]:
+        echo(f"  FAILED seed {f['seed']}: {f['error'][:200]}\n    reproduce: {f['reproduce']}")
+    return doc
+
+
+def _devices(text: str) -> tuple[int, ...]:
+    from hw.ring import MAX_DEVICES
+    try:
+        vals = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated integers") from None
+    if not vals or any(not 2 <= v <= MAX_DEVICES for v in vals):
+        raise argparse.ArgumentTypeError(f"{text!r}: each must be in 2..{MAX_DEVICES}")
+    return vals
+
+
+def _dtypes(text: str) -> tuple[str, ...]:
+    vals = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not vals or any(v not in FORMATS for v in vals):
+        raise argparse.ArgumentTypeError(f"{text!r}: each must be one of {', '.join(FORMATS)}")
+    return vals
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m verif.soak", description=__doc__.split("\n\n")[0])
+    p.add_argument("--sim", choices=SIMULATORS, default="verilator")
+    p.add_argument("--seeds", type=int, default=200, help="number of seeds (default 200)")
+    p.add_argument("--start", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--devices", type=_devices, default=DEFAULT_DEVICES,
+                   help="ring sizes to draw from (default 2,3,4,8: the ring tests' builds; "
+                        "each other size costs one more build)")
+    p.add_argument("--dtypes", type=_dtypes, default=DTYPES,
+                   help=f"element types to draw from (default {','.join(DTYPES)})")
+    p.add_argument("--keep", action="store_true", help="keep passing seeds' run directories")
+    p.add_argument("--out", type=Path, default=SOAK_DIR, help="output directory (default build/soak)")
+    a = p.parse_args(argv)
+    if a.seeds < 1 or a.start < 0:
+        p.error("--seeds must be >= 1 and --start >= 0")
+    doc = soak(a.seeds, a.start, a.sim, a.devices, a.keep, a.out, dtypes=a.dtypes)
+    return 0 if doc["summary"]["failed"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
