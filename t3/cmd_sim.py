@@ -273,7 +273,7 @@ def _move_waves(sim: str, scn, since: float, workdir: Path) -> str | None:
 
 def simulate(args: argparse.Namespace) -> dict[str, Any]:
     """Run the scenario of ``args``; return the report (JSON-able)."""
-    from verif.ring_scenario import ScenarioFailure, run_scenario
+    from verif.ring_scenario import ScenarioFailure, load_results, run_scenario
     modes, avail = _modes(args.modes, not args.no_allgather)
     if not modes:
         raise UsageError("verif/tb_ring.py implements no mode")
@@ -291,10 +291,7 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         results = run_scenario(scn, sim=args.sim, workdir=workdir, waves=args.waves,
                                timings=timings, log=log)
     except ScenarioFailure as e:
-        # a mode writes its result only when it passed (stale ones were deleted)
-        results = {m: json.loads((workdir / f"result_{m}.json").read_text()) for m in modes
-                   if (workdir / f"result_{m}.json").exists()}
-        error = str(e)
+        results, error = load_results(workdir, modes), str(e)     # the modes that passed
     except RuntimeError as e:       # the simulator build or start-up failed
         where = f"; log: {log}" if log else ""
         raise SimError(f"{args.sim}: {e}{where}") from None

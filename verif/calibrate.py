@@ -5,7 +5,7 @@
 ::
 
     .venv/bin/python -m verif.calibrate                 # measure all, rewrite the JSON
-    .venv/bin/python -m verif.calibrate --only n4-bw05  # re-measure some, keep the rest
+    .venv/bin/python -m verif.calibrate --only n4-bw1-lat4  # re-measure some, keep the rest
     .venv/bin/python -m verif.calibrate --table         # print the markdown table only
 
 Lives in verif/ because it builds and simulates the HDL (sim_models imports none).
@@ -56,20 +56,30 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "n2-bw075-lat16-noag": dict(devices=2, dtype="fp16", m=128, n=16, k=16, wg_tile=(16, 16),
                                 wf_tile=(8, 16), cus=2, wg_cycles=48, link_latency=16,
                                 link_bw=0.75, fuse_allgather=False),
-    # 4 devices fp16, 256 lines (one build)
-    "n4-bw025-lat30": dict(devices=4, dtype="fp16", m=32, n=32, k=8, wg_tile=(8, 8),
-                           wf_tile=(4, 4), cus=2, wg_cycles=8, link_latency=30, link_bw=0.25),
+    # 4, 3 and 8 devices: the reduce-scatter through tracker + DMA + NMC and the fused AG.
+    # Only links of 1 line/cycle here: with a slower link and longer transfers the RTL
+    # ring hangs (n4 at 0.25, n2 at 0.5 with the fused AG; see docs/system_model.md).
+    # WF tiles of 16-32 lines keep the live tiles under the 16 tracker entries (the model
+    # has no tracker capacity term; with 4-line tiles the ring thrashes the table).
     "n4-bw1-lat4": dict(devices=4, dtype="fp16", m=64, n=16, k=16, wg_tile=(8, 16),
                         wf_tile=(8, 8), cus=1, wg_cycles=24, link_latency=4, link_bw=1.0),
-    # 3 devices fp32, 512 lines (one build); uneven chunks in the first
-    "n3-fp32-bw05": dict(devices=3, dtype="fp32", m=44, n=16, k=8, wg_tile=(8, 8),
-                         wf_tile=(4, 4), cus=2, wg_cycles=8, link_latency=10, link_bw=0.5),
-    "n3-fp32-bw025-lat40": dict(devices=3, dtype="fp32", m=48, n=16, k=12, wg_tile=(8, 8),
-                                wf_tile=(8, 4), cus=4, wg_cycles=16, link_latency=40,
-                                link_bw=0.25),
-    # 8 devices fp16, 512 lines
-    "n8-bw05": dict(devices=8, dtype="fp16", m=64, n=32, k=16, wg_tile=(8, 8), wf_tile=(4, 4),
-                    cus=2, wg_cycles=8, link_latency=10, link_bw=0.5),
+    "n4-bw1-lat12": dict(devices=4, dtype="fp16", m=32, n=32, k=8, wg_tile=(8, 8),
+                         wf_tile=(8, 8), cus=2, wg_cycles=8, link_latency=12, link_bw=1.0),
+    "n3-fp32-bw1-lat10": dict(devices=3, dtype="fp32", m=44, n=16, k=8, wg_tile=(8, 8),
+                              wf_tile=(8, 8), cus=2, wg_cycles=8, link_latency=10, link_bw=1.0),
+    "n3-fp32-bw1-lat6": dict(devices=3, dtype="fp32", m=48, n=16, k=12, wg_tile=(16, 8),
+                             wf_tile=(8, 8), cus=4, wg_cycles=16, link_latency=6, link_bw=1.0),
+    "n8-bw1-lat8": dict(devices=8, dtype="fp16", m=64, n=32, k=16, wg_tile=(8, 8),
+                        wf_tile=(8, 8), cus=2, wg_cycles=8, link_latency=8, link_bw=1.0),
+}
+
+
+#: measurements the model is known to miss by more than 10%, with the reason (kept in
+#: the data and the docs table rather than dropped; checked within 25%)
+OUTLIERS: dict[str, dict[str, str]] = {
+    "n3-fp32-bw1-lat10": {"t3": "RTL 18% slower than predicted, cause not yet isolated "
+                                "(candidates: its uneven chunks of 128/128/96 lines, one WF "
+                                "tile per WG with 2 CUs)"},
 }
 
 
@@ -142,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         d = scn.to_dict()
         d.pop("modes")
         entries[name] = {"name": name, "scenario": d, "measured": cycles}
+        if name in OUTLIERS:
+            entries[name]["outlier"] = OUTLIERS[name]
     data = {
         "about": "RTL ring cycle counts (verif/tb_ring.py, start of the producer traces to every "
                  "device idle with all requests applied) for sim_models.perf.rtl_model; "

@@ -26,6 +26,7 @@ POINTS: dict[str, str] = {
     "dma.trigger_while_busy": "a tile fired while the DMA engine was still sending another",
     "link.backpressure": "the link egress was stalled while holding a packet",
     "memory.response_backpressure": "a READ response was stalled by its consumer",
+    "memory.queue_full": "the memory queue was full (requests backpressured at its entry)",
     "arbiter.mca_starvation_grant": "MCA granted communication because of the starvation limit",
     "arbiter.mca_compute_priority": "MCA granted compute while communication waited",
 }

@@ -26,7 +26,7 @@ from sim_models.gemm import GemmSpec, config_for, make_workload
 from sim_models.spec import ConfigError, T3Config
 
 __all__ = ["RingScenario", "prepare", "run_scenario", "MODES", "available_modes",
-           "ScenarioFailure", "output_to"]
+           "ScenarioFailure", "output_to", "load_results"]
 
 MODES = ("t3", "baseline")
 
@@ -57,6 +57,10 @@ class RingScenario:
     jitter: int = 0
     backpressure: float = 0.0
     modes: tuple[str, ...] = MODES
+    #: hardware sizing (None: the smallest that fits); fixing them lets scenarios of
+    #: different sizes and link settings share one build (see hw_key)
+    mem_depth_lines: int | None = None
+    link_fifo: int | None = None
 
     def __post_init__(self) -> None:
         for m in self.modes:
@@ -79,7 +83,13 @@ class RingScenario:
                         link_lines_per_cycle=self.link_bw, arbiter_policy=self.policy,
                         regions=max(4, 1 << (self.devices - 1).bit_length()),
                         mem_depth_lines=16)
-        return config_for(self.gemm(), base)
+        cfg = config_for(self.gemm(), base)
+        if self.mem_depth_lines is not None:
+            if self.mem_depth_lines < cfg.mem_depth_lines:
+                raise ConfigError(f"mem_depth_lines={self.mem_depth_lines}: the output needs "
+                                  f"{cfg.mem_depth_lines} lines")
+            cfg = cfg.replace(mem_depth_lines=self.mem_depth_lines)
+        return cfg
 
     def hw_key(self) -> dict[str, Any]:
         """The parameters that select a ring build (everything else is run time)."""
@@ -87,7 +97,7 @@ class RingScenario:
         return {"top": "t3_ring", **{k: v for k, v in c.to_dict().items()
                                      if k not in ("link_latency_cycles", "link_lines_per_cycle",
                                                   "arbiter_policy", "clock_ghz")},
-                "link_depth": link_depth(c)}
+                "link_depth": link_depth(c, self.link_fifo)}
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -95,8 +105,12 @@ class RingScenario:
         return d
 
 
-def link_depth(cfg: T3Config) -> int:
+def link_depth(cfg: T3Config, fixed: int | None = None) -> int:
+    """Link FIFO depth: ``fixed`` if given (a smaller FIFO than bandwidth x latency only
+    backpressures), else enough to sustain the link's bandwidth over its latency."""
     from hw.link import LinkModel
+    if fixed is not None:
+        return fixed
     return max(16, LinkModel.depth_for(cfg.link_latency_cycles, cfg.link_lines_per_cycle))
 
 
@@ -128,7 +142,7 @@ def prepare(scn: RingScenario, workdir: str | Path) -> dict[str, Any]:
             "link_in": int(c["link_in_update"] + c["link_in_store"]),
             "producer": int(c["producer_local"] + c["producer_remote"]),
         } for c in golden.counts],
-        "link_depth": link_depth(cfg),
+        "link_depth": link_depth(cfg, scn.link_fifo),
     }
     (workdir / "expect.json").write_text(json.dumps(expect, indent=1))
     return expect
@@ -236,7 +250,13 @@ def run_scenario(scn: RingScenario, *, sim: str, workdir: str | Path, waves: boo
     finally:
         tm.update(prepare_s=t1 - t0, verilog_s=t2 - t1, cocotb_s=time.perf_counter() - t2)
     tm["tests"] = _test_results(results)[0]
-    out = {}
-    for m in scn.modes:
-        out[m] = json.loads((workdir / f"result_{m}.json").read_text())
-    return out
+    return load_results(workdir, scn.modes)
+
+
+def load_results(workdir: str | Path, modes) -> dict[str, Any]:
+    """``{mode: result}`` for the modes of ``modes`` whose ``result_<mode>.json`` exists in
+    ``workdir``: after a failed run, the modes that passed (a mode writes its result only
+    when it passed; run_scenario deletes stale ones first)."""
+    workdir = Path(workdir)
+    return {m: json.loads((workdir / f"result_{m}.json").read_text()) for m in modes
+            if (workdir / f"result_{m}.json").exists()}

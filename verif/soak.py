@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shlex
 import shutil
+import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -120,9 +123,7 @@ def run_seed(seed: int, sim: str, devices: tuple[int, ...] = DEFAULT_DEVICES,
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     rec: dict[str, Any] = {"seed": seed, "sim": sim, "scenario": scn.to_dict(),
-                           "reproduce": f"{sys.executable} -m verif.soak --sim {sim} "
-                                        f"--seeds 1 --start {seed} --devices "
-                                        f"{','.join(map(str, devices))} --dtypes {','.join(dtypes)}",
+                           "reproduce": _reproduce(seed, sim, devices, dtypes),
                            "t3_sim": sim_command(scn, sim), "describe": _describe(scn)}
     t0 = time.perf_counter()
     tm: dict[str, Any] = {}
@@ -148,15 +149,52 @@ def run_seed(seed: int, sim: str, devices: tuple[int, ...] = DEFAULT_DEVICES,
     return rec
 
 
+def run_seed_isolated(seed: int, sim: str, devices: tuple[int, ...] = DEFAULT_DEVICES,
+                      keep: bool = False, out: Path = SOAK_DIR,
+                      dtypes: tuple[str, ...] = DTYPES, timeout: float = 900) -> dict[str, Any]:
+    """:func:`run_seed` in a child process (its own session) killed after ``timeout``
+    seconds: a deadlocked ring (the testbench waits on a ready that never comes) becomes
+    a failed seed instead of a hung soak."""
+    rec_path = out / "runs" / f"{sim}-seed{seed}.record.json"
+    rec_path.unlink(missing_ok=True)
+    rec_path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "verif.soak", "--child", str(rec_path), "--sim", sim,
+           "--seeds", "1", "--start", str(seed), "--devices", ",".join(map(str, devices)),
+           "--dtypes", ",".join(dtypes), "--out", str(out)] + (["--keep"] if keep else [])
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)      # the child and its simulator
+        proc.wait()
+    if rec_path.exists():
+        rec = json.loads(rec_path.read_text())
+        rec_path.unlink()
+        return rec
+    scn = draw(seed, devices, dtypes)
+    reason = (f"no result after {timeout:.0f} s (killed: a hang, e.g. a deadlocked ring?)"
+              if proc.returncode in (-signal.SIGKILL,) else f"child exited {proc.returncode}")
+    return {"seed": seed, "sim": sim, "scenario": scn.to_dict(), "ok": False, "error": reason,
+            "reproduce": _reproduce(seed, sim, devices, dtypes), "t3_sim": sim_command(scn, sim),
+            "describe": _describe(scn), "wall_s": round(time.perf_counter() - t0, 3),
+            "test_s": 0.0, "log": str(out / "runs" / f"{sim}-seed{seed}" / "sim.log")}
+
+
+def _reproduce(seed: int, sim: str, devices, dtypes) -> str:
+    return (f"{sys.executable} -m verif.soak --sim {sim} --seeds 1 --start {seed} "
+            f"--devices {','.join(map(str, devices))} --dtypes {','.join(dtypes)}")
+
+
 def soak(seeds: int, start: int, sim: str, devices: tuple[int, ...] = DEFAULT_DEVICES,
          keep: bool = False, out: Path = SOAK_DIR, echo=None,
-         dtypes: tuple[str, ...] = DTYPES) -> dict[str, Any]:
+         dtypes: tuple[str, ...] = DTYPES, timeout: float = 900) -> dict[str, Any]:
     echo = echo or (lambda text: print(text, flush=True))
     out.mkdir(parents=True, exist_ok=True)
     records = []
     t0 = time.perf_counter()
     for s in range(start, start + seeds):
-        r = run_seed(s, sim, devices, keep, out, dtypes)
+        r = run_seed_isolated(s, sim, devices, keep, out, dtypes, timeout)
         records.append(r)
         if r["ok"]:
             echo(f"seed {s:5d} ok   {r['cycles']:7d} cycles {r['requests']:6d} reqs "
@@ -216,12 +254,21 @@ def main(argv: list[str] | None = None) -> int:
                         "each other size costs one more build)")
     p.add_argument("--dtypes", type=_dtypes, default=DTYPES,
                    help=f"element types to draw from (default {','.join(DTYPES)})")
+    p.add_argument("--timeout", type=float, default=900,
+                   help="seconds per seed, build included, before it counts as a hang "
+                        "(default 900)")
+    p.add_argument("--child", type=Path, help=argparse.SUPPRESS)   # run_seed_isolated's child
     p.add_argument("--keep", action="store_true", help="keep passing seeds' run directories")
     p.add_argument("--out", type=Path, default=SOAK_DIR, help="output directory (default build/soak)")
     a = p.parse_args(argv)
     if a.seeds < 1 or a.start < 0:
         p.error("--seeds must be >= 1 and --start >= 0")
-    doc = soak(a.seeds, a.start, a.sim, a.devices, a.keep, a.out, dtypes=a.dtypes)
+    if a.child:
+        rec = run_seed(a.start, a.sim, a.devices, a.keep, a.out, a.dtypes)
+        a.child.write_text(json.dumps(rec))
+        return 0
+    doc = soak(a.seeds, a.start, a.sim, a.devices, a.keep, a.out, dtypes=a.dtypes,
+               timeout=a.timeout)
     return 0 if doc["summary"]["failed"] == 0 else 1
 
 

@@ -20,7 +20,9 @@ def _scenario(devices: int, dtype: str, **kw) -> RingScenario:
     m = 8 * devices + (4 if devices == 3 else 0)
     base = dict(devices=devices, dtype=dtype, m=m, n=16, k=8, wg_tile=(8, 8), wf_tile=(4, 4),
                 line_bytes=8, cus=2, wg_cycles=8, link_latency=10, link_bw=0.5,
-                tracker_entries=16, modes=("t3",))
+                tracker_entries=16, modes=("t3",),
+                # one build per (devices, dtype) for every scenario below
+                mem_depth_lines=256, link_fifo=128)
     base.update(kw)
     return RingScenario(**base)
 
