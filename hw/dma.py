@@ -12,7 +12,9 @@ A FireOp.NONE fire is counted as a completed tile and sends nothing. A fire with
 region: ``outer_extent`` rows of ``inner_extent`` lines from ``base``.
 
 Outstanding reads are limited to ``outstanding`` (a FIFO of per-line packet headers,
-``cfg.mem_queue_depth`` deep), so memory or link backpressure simply stalls the issue.
+``cfg.mem_queue_depth`` deep, and a data FIFO as deep), so link backpressure stalls the
+issue of READs, never the acceptance of their responses: the memory never waits on the
+link (that wait, around a ring of full links, would deadlock).
 
 Timing (no backpressure): a fire accepted on ``fire`` in cycle t gives the first
 ``rd.valid`` in cycle t + ``issue_latency`` (queue 1, geometry 2). Back-to-back tiles
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from sim_models.spec import FireOp, Op, T3Config
@@ -160,24 +162,30 @@ class DmaEngine(wiring.Component):
                                            Const(0, cfg.line_bits)))
 
         # ---- responses -> link packets (registered output) ------------------------------
+        # Every READ in flight has a reserved slot in `rdata` (as deep as `meta`), so a
+        # response is always accepted: a stalled link never stalls the memory. (Without
+        # it, a ring of full links and memories blocked on DMA responses deadlocks.)
+        m.submodules.rdata = rdata = SyncFIFOBuffered(width=cfg.line_bits, depth=self.outstanding)
+        m.d.comb += [rdata.w_data.eq(self.resp.payload.data), rdata.w_en.eq(self.resp.valid),
+                     self.resp.ready.eq(rdata.w_rdy)]
         out_valid = Signal()
         h = data.View(hl, meta.r_data)
         take = Signal()
         m.d.comb += [self.link.valid.eq(out_valid),
-                     take.eq(meta.r_rdy & self.resp.valid & (~out_valid | self.link.ready)),
-                     self.resp.ready.eq(meta.r_rdy & (~out_valid | self.link.ready)),
-                     meta.r_en.eq(take)]
+                     take.eq(meta.r_rdy & rdata.r_rdy & (~out_valid | self.link.ready)),
+                     meta.r_en.eq(take), rdata.r_en.eq(take)]
         with m.If(self.link.valid & self.link.ready):
             m.d.sync += out_valid.eq(0)
         with m.If(take):
             m.d.sync += [out_valid.eq(1), self.link.payload.op.eq(h.op),
                          self.link.payload.dest.eq(self.next_device),
                          self.link.payload.addr.eq(h.addr), self.link.payload.wf_id.eq(h.wf_id),
-                         self.link.payload.data.eq(self.resp.payload.data)]
+                         self.link.payload.data.eq(rdata.r_data)]
         count_event(m, self.lines, take, self.clear_counters)
         # a NONE tile and the last line of another can complete in the same cycle
         count_event(m, self.tiles, none_done + (take & h.last), self.clear_counters)
-        m.d.comb += self.busy.eq(queue.r_rdy | meta.r_rdy | out_valid | ~fsm.ongoing("IDLE"))
+        m.d.comb += self.busy.eq(queue.r_rdy | meta.r_rdy | rdata.r_rdy | out_valid
+                                 | ~fsm.ongoing("IDLE"))
         return m
 
 

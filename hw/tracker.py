@@ -51,7 +51,7 @@ from .addrmap import (COUNTER_BITS, Sticky, check_cfg, count_event, fire_layout,
 __all__ = ["TrackerTable", "TRACKER_ERRORS"]
 
 TRACKER_ERRORS = data.StructLayout({"tile_outside": 1, "threshold_zero": 1, "count_over": 1,
-                                    "refire": 1})
+                                    "refire": 1, "overflow": 1})
 LANES = 3                     # producer, link arrivals, DMA reads
 LANE_PRODUCER, LANE_LINK, LANE_DMA = range(LANES)
 STARVE_BITS = 16
@@ -158,6 +158,7 @@ class TrackerTable(wiring.Component):
         sel = Signal(range(LANES))
         heads = []
         lane_ev = {"tile_outside": [], "threshold_zero": []}
+        breaker = Signal()
         for k in range(LANES):
             src = self.req[k]
             g1_v, g2_v = Signal(name=f"g1_v{k}"), Signal(name=f"g2_v{k}")
@@ -205,9 +206,17 @@ class TrackerTable(wiring.Component):
             recent = Cat(*(hist_v[j] & (hist[j] == key) for j in range(self._history))).any()
             refire = g2_track & ~hit & recent
             track = g2_track & ~refire
+            stall = g2_v & track & ~hit & ~any_free
+            if k == LANE_LINK:
+                # Deadlock breaker: the table is full and BOTH the producer and the link
+                # heads need a new entry; the live tiles wait for requests queued behind
+                # those heads, so nothing could ever move. The link head goes to memory
+                # uncounted and raises the sticky `overflow` flag with its key (its tile
+                # will not fire: software must size the table or recover).
+                m.d.comb += breaker.eq(heads[LANE_PRODUCER]["stall"] & stall)
+                track = track & ~breaker
             can_go = Signal(name=f"can_go{k}")
             m.d.comb += can_go.eq(g2_v & (~track | ((hit | any_free) & fire_room)))
-            stall = g2_v & track & ~hit & ~any_free
             heads.append({name: _named(m, f"{name}_l{k}", v) for name, v in dict(
                 g1v=g1_v, v=g2_v, req=g2, key=key, hitvec=hitvec, hit=hit, hit_count=hit_count,
                 refire=refire, track=track, thr=g2_thr, can_go=can_go, stall=stall).items()})
@@ -272,8 +281,10 @@ class TrackerTable(wiring.Component):
         for name, evs in lane_ev.items():
             m.d.comb += events[name].eq(Cat(*evs).any())
         refire_ev = xfer & h["refire"]
-        m.d.comb += [events["count_over"].eq(over), events["refire"].eq(refire_ev)]
-        with m.If(over | refire_ev):
+        overflow_ev = xfer & (sel == LANE_LINK) & breaker
+        m.d.comb += [events["count_over"].eq(over), events["refire"].eq(refire_ev),
+                     events["overflow"].eq(overflow_ev)]
+        with m.If(over | refire_ev | overflow_ev):
             m.d.comb += detail.eq(Cat(h["req"].wf_id, h["req"].phase, h["req"].region))
         Sticky(m, self.err, self.err_key, clear=self.clear, events=events, detail_value=detail)
 

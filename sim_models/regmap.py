@@ -53,6 +53,9 @@ ERROR_FLAGS: dict[str, str] = {
                   "under a live entry); the entry fires and is freed; key in ERR_KEY",
     "refire": "tracker: an arrival for one of the last fired tiles (fired-key history); "
               "applied, not counted; key in ERR_KEY",
+    "overflow": "tracker: the table was full and both the producer and the link needed a "
+                "new entry (deadlock): the link request was applied uncounted, its tile will "
+                "not fire; key in ERR_KEY. Size tracker_entries for the live tiles",
     "kick_overflow": "DMA_KICK written while the previous kick was still pending (the new "
                      "kick is not taken; wait for STATUS.kick_pending = 0)",
 }

@@ -235,3 +235,56 @@ def test_storage_bits_and_bad_params():
         TrackerTable(cfg=CFG, history=0)
     with pytest.raises(ConfigError, match="cfg"):
         TrackerTable(cfg=None)
+
+
+def test_full_table_deadlock_is_broken_and_flagged():
+    """A 2-entry table holds tiles A and B, both waiting for their link contributions;
+    the producer's next line needs a new tile C and the link's next line a new tile D,
+    queued before A's and B's contributions: nothing could move. The link head goes to
+    memory uncounted and the sticky `overflow` flag names D; then A and B complete."""
+    cfg = CFG.replace(tracker_entries=2)
+    tiles = all_tiles(REGION)
+    a, b, c, d = tiles[0], tiles[1], tiles[3], tiles[4]
+    producer = [req(x, w) for w in (a, b, c) for x in tile_lines(REGION, w)]
+    link = [req(tile_lines(REGION, d)[0], d)] + \
+        [req(x, w, data=1) for w in (a, b) for x in tile_lines(REGION, w)]
+    dut = TrackerTable(cfg=cfg)
+    fires, mem = [], []
+    state = {}
+
+    async def bench(ctx):
+        set_regions(ctx, dut, [REGION])
+        ctx.set(dut.fire.ready, 1)
+        ctx.set(dut.mem.ready, 1)
+
+    async def src(k, items):
+        async def go(ctx):
+            await ctx.tick().repeat(2)
+            await send(ctx, dut.req[k], items)
+        return go
+
+    async def sink(ctx):
+        for _ in range(400):
+            _, _, fv, fp, mv = await ctx.tick().sample(dut.fire.valid, dut.fire.payload,
+                                                        dut.mem.valid)
+            if fv:
+                fires.append(int(fp.wf_id))
+            if mv:
+                mem.append(1)
+        state["err"] = ctx.get(dut.err)
+        state["key"] = ctx.get(dut.err_key)
+
+    async def p0(ctx):
+        await ctx.tick().repeat(2)
+        await send(ctx, dut.req[0], producer)
+
+    async def p1(ctx):
+        # the link starts once the producer has filled the table with A and B
+        await ctx.tick().repeat(2 + len(tile_lines(REGION, a)) + len(tile_lines(REGION, b)) + 4)
+        await send(ctx, dut.req[1], link)
+
+    run(dut, bench, p0, p1, sink, deadline_cycles=1000)
+    assert len(mem) == len(producer) + len(link)          # nothing lost, nothing stuck
+    assert state["err"].overflow == 1
+    assert int(state["key"].wf_id) == d
+    assert fires[:2] == [a, b]                            # the live tiles completed

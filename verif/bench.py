@@ -41,7 +41,7 @@ _COMMON = dict(devices=4, dtype="fp16", k=64, link_latency=20, link_bw=0.5, seed
 #: size name -> scenario (4 devices). "large" is the issue's end-to-end target: 1 MiB of
 #: output per device (512 x 1024 fp16), 64-byte lines (16384 lines per device).
 SIZES: dict[str, RingScenario] = {
-    "small": RingScenario(m=32, n=32, wg_tile=(8, 8), wf_tile=(4, 4), line_bytes=8, cus=2,
+    "small": RingScenario(m=32, n=16, wg_tile=(8, 8), wf_tile=(4, 4), line_bytes=8, cus=2,
                           wg_cycles=8, tracker_entries=16, **_COMMON),
     "medium": RingScenario(m=128, n=128, wg_tile=(32, 32), wf_tile=(16, 16), line_bytes=32,
                            cus=4, wg_cycles=16, tracker_entries=32, **_COMMON),

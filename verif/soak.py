@@ -19,6 +19,7 @@ differs from its profile's (e.g. a larger output needs deeper memory) is redrawn
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -41,16 +42,21 @@ DEFAULT_DEVICES = (2, 3, 4, 8)       # the ring test matrix's builds
 DTYPES = tuple(FORMATS)
 LINE_BYTES = 8
 TRACKER_ENTRIES = 16
+MEM_DEPTH_LINES = 256                # fixed memory depth and link FIFO: one build per
+LINK_FIFO = 128                      # (devices, dtype), as in verif/test_ring.py
 
 
 def profile(devices: int, dtype: str) -> RingScenario:
     """The hardware profile of (devices, dtype): verif/test_ring.py's scenario shape, so
     its hw_key (and build) is the ring tests'."""
     m = 8 * devices + (4 if devices == 3 else 0)
-    return RingScenario(devices=devices, dtype=dtype, m=m, n=16, k=8, wg_tile=(8, 8),
-                        wf_tile=(4, 4), line_bytes=LINE_BYTES, cus=2, wg_cycles=8,
-                        link_latency=10, link_bw=0.5, tracker_entries=TRACKER_ENTRIES,
-                        modes=("t3",))
+    scn = RingScenario(devices=devices, dtype=dtype, m=m, n=16, k=8, wg_tile=(8, 8),
+                       wf_tile=(4, 4), line_bytes=LINE_BYTES, cus=2, wg_cycles=8,
+                       link_latency=10, link_bw=0.5, tracker_entries=TRACKER_ENTRIES,
+                       modes=("t3",), link_fifo=LINK_FIFO)
+    # at least MEM_DEPTH_LINES, more when this profile's own output needs it
+    depth = max(MEM_DEPTH_LINES, scn.config().mem_depth_lines)
+    return dataclasses.replace(scn, mem_depth_lines=depth)
 
 
 def _valid(scn: RingScenario) -> bool:
@@ -68,7 +74,8 @@ def draw(seed: int, devices: tuple[int, ...] = DEFAULT_DEVICES,
     """Seed -> a valid random scenario on one of the fixed hardware profiles."""
     rng = random.Random(seed)
     n_dev, dtype = rng.choice(devices), rng.choice(dtypes)
-    key = profile(n_dev, dtype).hw_key()
+    prof = profile(n_dev, dtype)
+    key = prof.hw_key()
     lanes = LINE_BYTES // FORMATS[dtype].bytes
     for _ in range(500):
         wf = (rng.choice((2, 4, 8)), rng.choice((2, 4, 8)))
@@ -83,14 +90,18 @@ def draw(seed: int, devices: tuple[int, ...] = DEFAULT_DEVICES,
             tracker_entries=TRACKER_ENTRIES, link_latency=lat,
             link_bw=rng.choice((0.125, 0.25, 0.5, 1.0)), policy=rng.choice(("fifo", "mca")),
             fuse_allgather=rng.random() < 0.8, seed=seed, jitter=rng.randint(0, 6),
-            backpressure=rng.choice((0.0, 0.1, 0.3, 0.6)), modes=("t3",))
+            backpressure=rng.choice((0.0, 0.1, 0.3, 0.6)), modes=("t3",),
+            mem_depth_lines=prof.mem_depth_lines, link_fifo=LINK_FIFO)
         if _valid(scn) and scn.hw_key() == key:
             return scn
     raise RuntimeError(f"seed {seed}: no valid scenario for profile {n_dev}x{dtype} in 500 draws")
 
 
 def sim_command(scn: RingScenario, sim: str) -> str:
-    """The `t3 sim` command line that runs ``scn``."""
+    """The `t3 sim` command line that runs ``scn`` (same scenario and results; its build
+    sizes the memory and link FIFO for the scenario, so the cycle counts may differ
+    slightly where the soak's fixed link FIFO backpressures; the soak's own reproduce
+    command is exact)."""
     args = ["t3", "sim", "--sim", sim, "--modes", ",".join(scn.modes)]
     for name, val in (("devices", scn.devices), ("m", scn.m), ("n", scn.n), ("k", scn.k),
                       ("dtype", scn.dtype), ("layout", scn.layout),

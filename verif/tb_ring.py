@@ -104,12 +104,15 @@ class RingTB(TB):
         return (await self.play_traces([d], None if ops is None else [ops]))[0]
 
     async def play_traces(self, devices: list[int],
-                          ops: list[np.ndarray | None] | None = None) -> list[int]:
+                          ops: list[np.ndarray | None] | None = None, *,
+                          timeout: int | None = None) -> list[int]:
         """:meth:`play_trace` for every device of ``devices`` at once, in one coroutine
         that wakes only at the edges some device needs (a request's due cycle, or the
         edge after presenting a request). Per device exactly as a per-device loop: the
         same jitter draws, the same valid/payload values in the same cycles. ``ops``
-        optionally replaces each device's trace ops. Returns each last accept cycle."""
+        optionally replaces each device's trace ops. ``timeout``: AssertionError when a
+        request waits longer than that many cycles for ready (a stalled ring) instead of
+        waiting for ever. Returns each last accept cycle."""
         jitter = int(self.scn["jitter"])
         bits = self.cfg.elem_bits
         w0 = time.perf_counter()
@@ -125,14 +128,14 @@ class RingTB(TB):
                 "words": [self.preq.pack(op=int(op[i]), addr=int(tr.addr[i]),
                                          wf_id=int(tr.wf_id[i]), data=pack_line(tr.data[i], bits))
                           for i in range(len(tr))],
-                "wake": 0, "presenting": False, "last": None})
+                "wake": 0, "presenting": False, "last": None, "since": 0, "device": d})
         self.wall["pack"] += time.perf_counter() - w0
         t0 = self.cycle
 
         def present(p: dict) -> None:
             p["payload"].value = p["words"][p["i"]]
             p["valid"].value = 1
-            p["wake"], p["presenting"] = self.cycle + 1, True
+            p["wake"], p["presenting"], p["since"] = self.cycle + 1, True, self.cycle
 
         def prepare(p: dict) -> None:        # request p["i"], now
             if jitter and p["rng"].random() < 0.1:
@@ -161,6 +164,10 @@ class RingTB(TB):
                     present(p)                   # its due cycle
                 elif not int(p["ready"].value):
                     p["wake"] = now + 1          # backpressure: hold the request
+                    if timeout is not None and now - p["since"] > timeout:
+                        raise AssertionError(
+                            f"device {p['device']}: producer request {p['i']} of "
+                            f"{len(p['words'])} not accepted for {timeout} cycles (ring stalled)")
                 else:
                     p["i"] += 1
                     if p["i"] < len(p["words"]):
@@ -334,7 +341,7 @@ async def ring_t3(dut):
     w1 = time.perf_counter()
     base = tb.mem_reqs()
     start = tb.cycle
-    await tb.play_traces(list(range(tb.n)))
+    await tb.play_traces(list(range(tb.n)), timeout=_timeout(tb))
     targets = [b + e["mem_reqs"] for b, e in zip(base, tb.expect["t3"])]
     end = await tb.wait_applied(targets, timeout=_timeout(tb))
     w2 = time.perf_counter()

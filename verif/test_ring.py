@@ -22,7 +22,7 @@ def _scenario(devices: int, dtype: str, **kw) -> RingScenario:
                 line_bytes=8, cus=2, wg_cycles=8, link_latency=10, link_bw=0.5,
                 tracker_entries=16, modes=("t3",),
                 # one build per (devices, dtype) for every scenario below
-                mem_depth_lines=256, link_fifo=128)
+                mem_depth_lines=512 if devices == 8 else 256, link_fifo=128)
     base.update(kw)
     return RingScenario(**base)
 
