@@ -65,9 +65,31 @@ def _area_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, boo
     return data, to_markdown(data, config_label=label), ok
 
 
+# ---- throughput / model ------------------------------------------------------------------
+
+def _throughput_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
+                   help="simulator for the ring runs (default: verilator)")
+
+
+def _throughput_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, bool]:
+    from .report_parts import throughput
+    return throughput(cfg, sim=getattr(args, "sim", "verilator"),
+                      workdir=Path("build") / "report_runs", progress=progress)
+
+
+def _model_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, bool]:
+    from .report_parts import model
+    return model(Path(args.out), progress=progress)
+
+
 PARTS: dict[str, Part] = {
     "area": Part("area", "per-block area (cells, transistors, µm² estimate) and ECP5 "
                          "LUTs/FFs/RAMs/Fmax", _area_args, _area_run, _area_check),
+    "throughput": Part("throughput", "RTL ring cycles (baseline, T3, T3-MCA), utilisation, "
+                                     "per-block rates", _throughput_args, _throughput_run),
+    "model": Part("model", "system model: sublayer speedups and DRAM traffic vs the paper, "
+                           "figures", lambda p: None, _model_run),
 }
 
 

@@ -190,6 +190,14 @@ async def golden_device(dut):
                              f"{n_ingress}, producer {b.producer.accepted}/{len(tr)}; status "
                              f"{await b.csr.read_fields('STATUS')} err {await b.csr.read_fields('ERR')}")
     run_cycles = cyc
+    # drain: requests accepted on ingress may still wait in the tracker lanes (under MCA
+    # the link lane yields to compute); wait until the unit reports idle
+    for _ in range(200):
+        st = await b.csr.read_fields("STATUS")
+        if not st["busy"]:
+            break
+    else:
+        raise AssertionError(f"unit still busy after draining: {st}")
     await b.cycles(30)
     got = [b.link.unpack(w) for w in b.egress.items]
     have = Counter(tuple(sorted(p.items())) for p in got)
@@ -203,7 +211,8 @@ async def golden_device(dut):
         assert idx == sorted(idx), f"tile {f[0]['wf_id']:#x}: lines out of order"
     # memory bit-exact against the golden ring
     diff = (b.mem.mem != res.memories[d]).any(axis=1).nonzero()[0]
-    assert len(diff) == 0, f"{len(diff)} memory lines differ from golden, first at {diff[0]}"
+    assert len(diff) == 0, (f"{len(diff)} memory lines differ from golden: lines {list(diff)}; "
+                            f"first: got {b.mem.mem[diff[0]]}, want {res.memories[d][diff[0]]}")
     # CSR view
     err = await b.csr.read_fields("ERR")
     assert not any(err.values()), f"error flags set: {err}"
