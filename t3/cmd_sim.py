@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .cmd_trace import tile_arg
-from .common import choice_error, nonneg_int, positive_int
+from .common import choice_error, nonneg_int, out_dir, positive_int
 from .errors import UsageError
 
 SIMS = ("icarus", "verilator")
@@ -169,17 +169,6 @@ def default_workdir(scn, sim: str) -> Path:
     return BUILD / "sim_runs" / hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _out_dir(path: str, what: str) -> Path:
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise UsageError(f"{what} {path}: exists and is not a directory")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{what} {path}: cannot create: {e.strerror}") from None
-    return p
-
-
 # ---- results -----------------------------------------------------------------------
 
 def utilisation(stats: dict[str, int], cycles: int) -> dict[str, Any]:
@@ -279,8 +268,8 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("verif/tb_ring.py implements no mode")
     scn = scenario_from_args(args, modes)
     workdir = Path(args.workdir) if args.workdir else default_workdir(scn, args.sim)
-    workdir = _out_dir(str(workdir), "--workdir").resolve()
-    dump = _out_dir(args.dump, "--dump") if args.dump else None
+    workdir = out_dir(str(workdir), "--workdir").resolve()
+    dump = out_dir(args.dump, "--dump") if args.dump else None
     log = None if args.verbose else workdir / "sim.log"
     if log is not None:
         log.write_text("")

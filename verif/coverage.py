@@ -16,6 +16,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from sim_models.regmap import ERROR_FLAGS
 from sim_models.spec import FORMATS, Op
 
 #: point -> what it means. Parametrised families are expanded below.
@@ -33,8 +34,7 @@ POINTS: dict[str, str] = {
 for _op in Op:
     for _dt in FORMATS:
         POINTS[f"nmc.{_op.name.lower()}.{_dt}"] = f"the memory executed a {_op.name} on {_dt} data"
-for _flag in ("bad_op", "addr_range", "tile_range", "zero_threshold", "over_count",
-              "fired_tile"):
+for _flag in ERROR_FLAGS:                       # one point per sticky error flag
     POINTS[f"error.{_flag}"] = f"the sticky error flag `{_flag}` was raised and read back"
 
 _counts: collections.Counter = collections.Counter()

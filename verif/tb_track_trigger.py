@@ -34,6 +34,7 @@ from sim_models.program import DeviceProgram, Region, wf_id
 from sim_models.spec import (FireOp, Op, ProducerAction, T3Config, link_packet_fields,
                              memory_request_fields, memory_response_fields,
                              producer_request_fields)
+from verif import coverage
 from verif.csr_driver import CsrDriver
 from verif.runner import tb_params
 from verif.streams import TB, StreamSink, StreamSource, Struct, pack_line, unpack_line
@@ -270,6 +271,7 @@ async def misuse_flags(dut):
         err = await b.csr.read_fields("ERR")
         assert not any(err.values()), f"{name} not cleared: {err}"
         assert int(dut.irq.value) == 0
+        coverage.cover(f"error.{name}")
 
     def prod(op, addr, wf=0):
         return b.prod.pack(op=op, addr=addr, wf_id=wf, data=0)
@@ -300,3 +302,4 @@ async def misuse_flags(dut):
     await expect_flag("count_over", key=(wf2, 0))
     assert (await b.csr.read_fields("STATUS"))["occupancy"] == 0
     assert (await b.csr.read_fields("FIRES"))["fires"] == 2
+    coverage.save("track_trigger-errors")
