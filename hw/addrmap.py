@@ -34,18 +34,13 @@ from sim_models import spec
 from sim_models.spec import ConfigError, Op, ProducerAction, T3Config
 
 from . import designs, layouts
+from .layouts import check_cfg
 
 __all__ = ["AddressMap", "region_layout", "regions_layout", "tracked_request", "fire_layout",
            "tile_step1", "tile_step2", "check_cfg", "Sticky", "count_event", "ERROR_LAYOUT"]
 
 COUNTER_BITS = 32
 ERROR_LAYOUT = data.StructLayout({"addr_range": 1, "bad_op": 1})
-
-
-def check_cfg(who: str, cfg) -> T3Config:
-    if not isinstance(cfg, T3Config):
-        raise ConfigError(f"{who}: cfg={cfg!r}: must be a sim_models.spec.T3Config")
-    return cfg
 
 
 def region_layout(cfg: T3Config) -> data.StructLayout:

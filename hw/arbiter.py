@@ -27,6 +27,8 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from sim_models.spec import MCA_STARVE_BITS
+
 __all__ = ["Policy", "MemoryArbiter"]
 
 
@@ -62,7 +64,7 @@ class MemoryArbiter(wiring.Component):
     _hold_grants = True
     _starvation_guard = True
 
-    def __init__(self, *, payload_shape, level_bits: int, starve_bits: int = 16):
+    def __init__(self, *, payload_shape, level_bits: int, starve_bits: int = MCA_STARVE_BITS):
         for name, v, lo, hi in (("level_bits", level_bits, 1, 16), ("starve_bits", starve_bits, 1, 32)):
             if not isinstance(v, int) or not lo <= v <= hi:
                 raise ValueError(f"MemoryArbiter: {name}={v!r}: must be an integer in [{lo}, {hi}]")
@@ -151,7 +153,7 @@ def _design(cfg):
     from hw import layouts
     return MemoryArbiter(payload_shape=layouts.memory_request(cfg),
                          level_bits=max(1, cfg.mem_queue_depth.bit_length()),
-                         starve_bits=16)
+                         starve_bits=MCA_STARVE_BITS)
 
 
 from hw import designs as _designs  # noqa: E402  (registration at import)

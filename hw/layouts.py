@@ -5,6 +5,13 @@ from amaranth.lib import data
 from sim_models import spec
 
 
+def check_cfg(who: str, cfg) -> spec.T3Config:
+    """Every block's ``cfg`` argument check (one message for all of them)."""
+    if not isinstance(cfg, spec.T3Config):
+        raise spec.ConfigError(f"{who}: cfg={cfg!r}: must be a sim_models.spec.T3Config")
+    return cfg
+
+
 def struct(fields: spec.Fields) -> data.StructLayout:
     return data.StructLayout({name: width for name, width in fields})
 

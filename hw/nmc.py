@@ -38,12 +38,6 @@ from .fp import FloatAdder
 __all__ = ["NearMemoryAlu", "ComputeMemory"]
 
 
-def _check_cfg(who: str, cfg) -> T3Config:
-    if not isinstance(cfg, T3Config):
-        raise ConfigError(f"{who}: cfg={cfg!r}: must be a sim_models.spec.T3Config")
-    return cfg
-
-
 def _merge_lanes(base, new, sel, *, elem_bits: int, lanes: int) -> Value:
     """Per lane ``i``: ``new[i]`` where ``sel[i]`` else ``base[i]`` (lines of ``lanes``
     elements of ``elem_bits``)."""
@@ -67,7 +61,7 @@ class NearMemoryAlu(wiring.Component):
     """
 
     def __init__(self, *, cfg: T3Config):
-        self._cfg = _check_cfg("NearMemoryAlu", cfg)
+        self._cfg = layouts.check_cfg("NearMemoryAlu", cfg)
         w = cfg.line_bits
         super().__init__({"a": In(w), "b": In(w), "valid": In(1),
                           "result": Out(w), "result_valid": Out(1)})
@@ -128,7 +122,7 @@ class ComputeMemory(wiring.Component):
     """
 
     def __init__(self, *, cfg: T3Config):
-        self._cfg = _check_cfg("ComputeMemory", cfg)
+        self._cfg = layouts.check_cfg("ComputeMemory", cfg)
         super().__init__({
             "req": In(stream.Signature(layouts.memory_request(cfg))),
             "resp": Out(stream.Signature(layouts.memory_response(cfg))),

@@ -34,8 +34,7 @@ CREDIT_BITS = 9
 
 class T3Ring(wiring.Component):
     def __init__(self, *, cfg: T3Config, link_depth: int | None = None):
-        if not isinstance(cfg, T3Config):
-            raise TypeError(f"T3Ring: cfg={cfg!r}: must be a sim_models.spec.T3Config")
+        layouts.check_cfg("T3Ring", cfg)
         n = cfg.ring_devices
         if not 2 <= n <= MAX_DEVICES:
             raise ValueError(f"T3Ring: ring_devices={n}: the RTL ring supports 2..{MAX_DEVICES} devices")

@@ -130,16 +130,15 @@ class TrackTrigger(wiring.Component):
             amap.clear_counters.eq(pulse.clear_counters), trk.clear_counters.eq(pulse.clear_counters),
             dma.clear_counters.eq(pulse.clear_counters), trk.clear_history.eq(pulse.clear_history),
         ]
-        flags = {**{n: getattr(amap.err, n) for n in amap.err.shape().members},
-                 **{n: getattr(trk.err, n) for n in trk.err.shape().members}}
-        flags["kick_overflow"] = kick_overflow
+        # every sticky flag to its ERR bit; the blocks' flags are cleared by their block,
+        # kick_overflow (this unit's own) above
+        flags = {"kick_overflow": kick_overflow}
+        for blk in (amap, trk):
+            for n in blk.err.shape().members:
+                flags[n] = getattr(blk.err, n)
+                m.d.comb += getattr(blk.clear, n).eq(getattr(clr, n))
         for n, sig in flags.items():
-            if n == "kick_overflow":
-                m.d.comb += errs.kick_overflow.eq(sig)
-                continue
             m.d.comb += getattr(errs, n).eq(sig)
-            blk = amap if n in amap.err.shape().members else trk
-            m.d.comb += getattr(blk.clear, n).eq(getattr(clr, n))
         m.d.comb += [
             st.occupancy.eq(trk.occupancy),
             st.busy.eq(amap.busy | trk.busy | dma.busy),

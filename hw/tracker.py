@@ -54,7 +54,7 @@ TRACKER_ERRORS = data.StructLayout({"tile_outside": 1, "threshold_zero": 1, "cou
                                     "refire": 1, "overflow": 1})
 LANES = 3                     # producer, link arrivals, DMA reads
 LANE_PRODUCER, LANE_LINK, LANE_DMA = range(LANES)
-STARVE_BITS = 16
+STARVE_BITS = spec.MCA_STARVE_BITS
 
 
 def key_layout(cfg: T3Config) -> data.StructLayout:

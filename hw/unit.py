@@ -43,9 +43,7 @@ class T3Unit(wiring.Component):
     """One device's T3 unit (see the module doc). Keyword-only ``cfg``."""
 
     def __init__(self, *, cfg: T3Config):
-        if not isinstance(cfg, T3Config):
-            raise TypeError(f"T3Unit: cfg={cfg!r}: must be a sim_models.spec.T3Config")
-        self._cfg = cfg
+        self._cfg = layouts.check_cfg("T3Unit", cfg)
         self._tt = TrackTrigger(cfg=cfg)
         self._mem = ComputeMemory(cfg=cfg)
         super().__init__({

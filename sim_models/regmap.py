@@ -173,7 +173,7 @@ def global_registers(cfg: T3Config) -> list[Register]:
             Field("threshold", 8, (cfg.mem_queue_depth).bit_length(), "rw",
                   cfg.mca_queue_threshold,
                   "MCA: communication issues only while the memory queue holds fewer requests"),
-            Field("starve_limit", 16, 16, "rw", cfg.mca_starvation_limit,
+            Field("starve_limit", 16, spec.MCA_STARVE_BITS, "rw", cfg.mca_starvation_limit,
                   "MCA: a communication request waits at most starve_limit - 1 cycles")),
             "memory-controller arbiter (hw/arbiter.py)"),
         Register("DMA_KICK", 0x00C, (
@@ -183,7 +183,7 @@ def global_registers(cfg: T3Config) -> list[Register]:
             Field("kick_region", 8, cfg.region_bits, "w1p", 0, "the region to move")),
             "software-triggered DMA of a whole region (the unfused baseline's ring steps)"),
         Register("ARB_STATUS", 0x00D, (
-            Field("comm_wait_max", 0, 17, "ro", 0,
+            Field("comm_wait_max", 0, spec.MCA_STARVE_BITS + 1, "ro", 0,
                   "longest wait of a communication request, cycles (saturates)"),),
             "arbiter status"),
         Register("ERR", 0x008, tuple(Field(n, i, 1, "w1c", 0, d)

@@ -137,6 +137,10 @@ class FireOp(enum.IntEnum):
 
 FIRE_OP_BITS = 2
 
+#: width of the MCA starvation limit register and of the arbiter's wait counter
+#: (the longest-wait status is one bit wider: it saturates above the limit)
+MCA_STARVE_BITS = 16
+
 
 class Layout(str, enum.Enum):
     """Memory layout of the M x N output matrix."""
@@ -222,7 +226,7 @@ class T3Config:
         if self.arbiter_policy not in ("fifo", "mca"):
             _fail(where, "arbiter_policy", self.arbiter_policy, "must be 'fifo' or 'mca'")
         rng("mca_queue_threshold", 1, self.mem_queue_depth)
-        rng("mca_starvation_limit", 1, 1 << 16)
+        rng("mca_starvation_limit", 1, (1 << MCA_STARVE_BITS) - 1)
         rng("csr_addr_bits", 8, 16)
         rng("csr_data_bits", 32, 32)
         rng("clock_ghz", 0.01, 100.0, integer=False)

@@ -1,8 +1,8 @@
 """The technology model behind the µm² estimates: an area-only Liberty library and an
 SRAM macro model.
 
-No standard-cell Liberty file can be obtained on this machine (see
-/work/shared/TOOLCHAIN.md), so the project writes its own, with only what Yosys needs
+No standard-cell Liberty file can be obtained from the package registries (see the
+project's toolchain notes), so the project writes its own, with only what Yosys needs
 to map and count: each cell's published area, its pins and its boolean function. There
 is no timing, power or capacitance data: the library is good for ``dfflibmap``,
 ``abc -liberty`` and ``stat -liberty`` and for nothing else. The numbers it gives are

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sim_models.gemm import GemmSpec, config_for, make_workload
+from sim_models.perf.rtl_model import RtlScenario
 from sim_models.spec import ConfigError, T3Config
 
 __all__ = ["RingScenario", "prepare", "run_scenario", "MODES", "available_modes",
@@ -32,27 +33,12 @@ MODES = ("t3", "baseline")
 
 
 @dataclass(frozen=True)
-class RingScenario:
-    """One ring run. Sizes in elements; link latency in cycles; link bandwidth in lines
-    per cycle (the memory moves 1 line per cycle); ``jitter``: max random extra cycles
-    added to producer issue times; ``backpressure``: probability the testbench stalls a
-    stream it sinks (host read responses)."""
-    devices: int = 4
-    m: int = 64
-    n: int = 64
-    k: int = 32
-    dtype: str = "fp16"
-    layout: str = "row"
-    wg_tile: tuple[int, int] = (16, 16)
-    wf_tile: tuple[int, int] = (8, 8)
-    cus: int = 4
-    wg_cycles: int = 16
-    line_bytes: int = 8
-    tracker_entries: int = 16
-    link_latency: int = 20
-    link_bw: float = 0.5
-    policy: str = "mca"
-    fuse_allgather: bool = True
+class RingScenario(RtlScenario):
+    """One ring run: the timing fields of :class:`sim_models.perf.rtl_model.RtlScenario`
+    (sizes in elements; link latency in cycles; link bandwidth in lines per cycle, the
+    memory moving 1 line per cycle) plus what only the testbench needs: ``jitter``: max
+    random extra cycles added to producer issue times; ``backpressure``: probability the
+    testbench stalls a stream it sinks (host read responses)."""
     seed: int = 0
     jitter: int = 0
     backpressure: float = 0.0

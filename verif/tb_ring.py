@@ -207,11 +207,6 @@ class RingTB(TB):
         return [int(getattr(self.dut, f"mem_reqs__{d}").value) for d in range(self.n)]
 
     # ---- readback ------------------------------------------------------------------
-    async def read_memory(self, d: int, lo: int, hi: int) -> np.ndarray:
-        """READ lines [lo, hi) of device d through the host port (random backpressure on
-        the response stream); returns (hi - lo) x lanes raw bits."""
-        return (await self.read_memories([d], lo, hi))[0]
-
     async def read_memories(self, devices: list[int], lo: int, hi: int) -> list[np.ndarray]:
         """READ lines [lo, hi) of every device in ``devices`` at once through their host
         ports, one coroutine for all: per device and cycle, a new READ request as soon as
