@@ -51,6 +51,8 @@ soak: $(PY)
 
 # Functional coverage (verif/coverage.py points, recorded by the testbenches) and
 # Verilator line/toggle coverage data (.dat, see verif/runner.py) of the cocotb regression.
+# build/coverage/summary.txt: hits per point, then line/toggle coverage per module;
+# fails (exit 1) if a point has no hit.
 COV := build/coverage
 coverage: $(PY)
 	rm -rf $(COV)

@@ -107,8 +107,12 @@ def tile_step2(m: Module, cfg: T3Config, region, s1) -> dict[str, Value]:
     clipped ``rows`` and ``row_lines`` and the tile's first line ``origin``."""
     off_o, off_i = s1["off_o"], s1["off_i"]
     inside = s1["ge"] & (off_o < region.outer_extent) & (off_i < region.inner_extent)
-    left_o = (region.outer_extent - off_o)[:cfg.count_bits + 1]
-    left_i = (region.inner_extent - off_i)[:cfg.count_bits + 1]
+    # what is left of the region past the tile's offset, at the extents' full width:
+    # inside the region it is > 0 and fits; cutting it to the count width first (as an
+    # earlier version did) wrapped for large regions and gave tiles of 0 rows, i.e. a
+    # threshold of 0 and an early fire (found by verif/formal/tracker.py)
+    left_o = (region.outer_extent - off_o)[:len(region.outer_extent)]
+    left_i = (region.inner_extent - off_i)[:len(region.inner_extent)]
     rows = Mux(region.tile_outer < left_o, region.tile_outer, left_o)[:cfg.count_bits]
     row_lines = Mux(region.tile_inner < left_i, region.tile_inner, left_i)[:cfg.count_bits]
     origin = (region.base + off_o * region.pitch + off_i)[:cfg.addr_bits]
@@ -184,6 +188,10 @@ class AddressMap(wiring.Component):
             is_remote = Signal(name=f"rem{lane}")
             local = Signal(tracked_request(cfg), name=f"loc{lane}")
             remote_addr = Signal(cfg.addr_bits, name=f"raddr{lane}")
+            # the destination is latched with the packet: a CTRL write while the packet
+            # waits on `remote` must not change a presented payload (stream rule; found by
+            # verif/formal/streams.py)
+            remote_dest = Signal.like(self.next_device, name=f"rdest{lane}")
             busy.append(valid)
             leaving = Signal(name=f"leave{lane}")
             if lane == 0:
@@ -192,7 +200,7 @@ class AddressMap(wiring.Component):
                 rp = self.remote.payload
                 m.d.comb += [out.valid.eq(valid & ~is_remote), out.payload.eq(local),
                              self.remote.valid.eq(valid & is_remote),
-                             rp.op.eq(local.op), rp.dest.eq(self.next_device), rp.addr.eq(remote_addr),
+                             rp.op.eq(local.op), rp.dest.eq(remote_dest), rp.addr.eq(remote_addr),
                              rp.wf_id.eq(local.wf_id), rp.data.eq(local.data)]
             else:
                 m.d.comb += [leaving.eq(out.ready), out.valid.eq(valid), out.payload.eq(local)]
@@ -226,6 +234,7 @@ class AddressMap(wiring.Component):
                         local.data.eq(p.data), local.wf_id.eq(p.wf_id), local.region.eq(idx),
                         local.phase.eq(is_store), local.tracked.eq(tracked),
                         remote_addr.eq(p.addr - reg.base + reg.remote_base),
+                        remote_dest.eq(self.next_device),
                     ]
             counter = self.producer_reqs if lane == 0 else self.ingress_reqs
             count_event(m, counter, accept, self.clear_counters)

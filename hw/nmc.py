@@ -121,6 +121,12 @@ class ComputeMemory(wiring.Component):
         a request is in flight or a response is waiting.
     """
 
+    # Mutation hooks for the formal tests (verif/formal/nmc.py): a subclass that changes
+    # one is deliberately broken and must be caught. Defaults = the design.
+    _hazard_check = True         # hold an UPDATE behind an unfinished overlapping UPDATE
+    _forward_stores = True       # operand stage forwards STOREs still in s[1..L-1]
+    _snoop_writes = True         # operand / READ lines see the write stage's write
+
     def __init__(self, *, cfg: T3Config):
         self._cfg = layouts.check_cfg("ComputeMemory", cfg)
         super().__init__({
@@ -213,6 +219,8 @@ class ComputeMemory(wiring.Component):
 
         def snoop(line, addr):
             """``line`` of ``addr`` with this cycle's write applied."""
+            if not self._snoop_writes:
+                return line
             hit = w_writes & (w_st.addr == addr)
             return merge(line, w_data, Mux(hit, w_st.mask, 0))
 
@@ -229,7 +237,7 @@ class ComputeMemory(wiring.Component):
         for st in s[:L - 1]:
             hazard = hazard | (st.valid & (st.op == Op.UPDATE) & (st.addr == req.addr)
                                & (st.mask & req.mask).any())
-        hazard = hazard & (req.op == Op.UPDATE)
+        hazard = hazard & (req.op == Op.UPDATE) if self._hazard_check else Const(0)
 
         # READ credits: a READ holds one from acceptance until its response is popped.
         credits_used = Signal(range(self.resp_fifo_depth + 1))
@@ -251,7 +259,7 @@ class ComputeMemory(wiring.Component):
         # ---- operand stage s[0]: forward every older write the storage has not seen ----
         # order of age: storage (incl. last cycle's write) < s[L] < s[L-1] < ... < s[1]
         operand = snoop(rd.data, a_st.addr)
-        for st in reversed(s[1:L]):
+        for st in reversed(s[1:L] if self._forward_stores else []):
             hit = st.valid & (st.op == Op.STORE) & (st.addr == a_st.addr)
             operand = merge(operand, st.line, Mux(hit, st.mask, 0))
         a_operand = Signal(cfg.line_bits)

@@ -117,6 +117,11 @@ class TrackTrigger(wiring.Component):
             m.d.sync += kick_overflow.eq(0)
         kicks = Signal(32)
         count_event(m, kicks, fm.i1.valid & fm.i1.ready, pulse.clear_counters)
+        occupancy_peak = Signal.like(trk.occupancy)
+        with m.If(pulse.clear_counters):
+            m.d.sync += occupancy_peak.eq(0)
+        with m.Elif(trk.occupancy > occupancy_peak):
+            m.d.sync += occupancy_peak.eq(trk.occupancy)
         connect(m, amap.remote, em.i0)
         connect(m, dma.link, em.i1)
         connect(m, em.o, wiring.flipped(self.egress))
@@ -152,6 +157,7 @@ class TrackTrigger(wiring.Component):
             st.dma_tiles.eq(dma.tiles), st.dma_lines.eq(dma.lines),
             st.starved_grants.eq(trk.starved_grants), st.kicks.eq(kicks),
             st.comm_wait_max.eq(trk.comm_wait_max), st.kick_pending.eq(kick_pending),
+            st.occupancy_peak.eq(occupancy_peak),
             trk.policy.eq(ctrl.policy), trk.threshold.eq(ctrl.threshold),
             trk.starve_limit.eq(ctrl.starve_limit), trk.queue_level.eq(self.queue_level),
             self.irq.eq(Cat(*flags.values()).any()),

@@ -68,6 +68,11 @@ class TrackerTable(wiring.Component):
     LATENCY = 2          # req accepted -> mem.valid
     FIRE_LATENCY = 3     # completing req accepted -> fire.valid
 
+    # Mutation hooks for the formal tests (verif/formal/tracker.py): a subclass that
+    # changes one is deliberately broken and must be caught. Defaults = the design.
+    _deadlock_breaker = True
+    _fire_early = False          # True: fire one count early (count == threshold - 1)
+
     def __init__(self, *, cfg: T3Config, history: int = 8):
         self._cfg = check_cfg("TrackerTable", cfg)
         if not isinstance(history, int) or not 1 <= history <= 64:
@@ -204,7 +209,16 @@ class TrackerTable(wiring.Component):
             hit_count = Signal(cfg.count_bits, name=f"hit_count{k}")
             m.d.comb += hit_count.eq(_or_reduce([Mux(hitvec[i], counts[i], 0) for i in range(n)]))
             recent = Cat(*(hist_v[j] & (hist[j] == key) for j in range(self._history))).any()
-            refire = g2_track & ~hit & recent
+            # A head once seen as a refire stays one until it leaves: the history can
+            # shift (fires) or be cleared (CMD.clear_history) while it waits, and a
+            # presented request must not turn into one that needs a free entry (its
+            # valid would drop: found by verif/formal/streams.py).
+            refire_hold = Signal(name=f"refire_hold{k}")
+            refire = g2_track & ~hit & (recent | refire_hold)
+            with m.If(g2_ready):
+                m.d.sync += refire_hold.eq(0)
+            with m.Elif(refire):
+                m.d.sync += refire_hold.eq(1)
             track = g2_track & ~refire
             stall = g2_v & track & ~hit & ~any_free
             if k == LANE_LINK:
@@ -213,7 +227,8 @@ class TrackerTable(wiring.Component):
                 # those heads, so nothing could ever move. The link head goes to memory
                 # uncounted and raises the sticky `overflow` flag with its key (its tile
                 # will not fire: software must size the table or recover).
-                m.d.comb += breaker.eq(heads[LANE_PRODUCER]["stall"] & stall)
+                if self._deadlock_breaker:
+                    m.d.comb += breaker.eq(heads[LANE_PRODUCER]["stall"] & stall)
                 track = track & ~breaker
             can_go = Signal(name=f"can_go{k}")
             m.d.comb += can_go.eq(g2_v & (~track | ((hit | any_free) & fire_room)))
@@ -252,7 +267,8 @@ class TrackerTable(wiring.Component):
         # ---- count update / allocation / fire ---------------------------------------
         new = Signal(cfg.count_bits + 1)
         m.d.comb += new.eq(Mux(h["hit"], h["hit_count"], 0) + 1)
-        fire_now = xfer & h["track"] & (new >= h["thr"])
+        fire_at = new + 1 if self._fire_early else new
+        fire_now = xfer & h["track"] & (fire_at >= h["thr"])
         over = xfer & h["track"] & (new > h["thr"])
         alloc = xfer & h["track"] & ~h["hit"] & ~fire_now
         free = xfer & h["track"] & h["hit"] & fire_now

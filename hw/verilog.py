@@ -2,19 +2,104 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
+import threading
 from pathlib import Path
 from typing import Iterable
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 
 _REPO = Path(__file__).resolve().parent.parent
 
 
 def to_verilog(component, name: str) -> str:
     """Convert an Amaranth component to Verilog text with named ports and no machine
-    paths (``emit_src=False``)."""
-    return verilog.convert(component, name=name, emit_src=False)
+    paths (``emit_src=False``). Identical modules are written once
+    (:func:`dedupe_modules`).
+
+    Memories whose initial contents are all zero (every ``lib.memory.Memory`` here:
+    the compute memory, FIFOs) get a one-line zeroing loop instead of one statement per
+    word; see :func:`_zero_memories_as_loops`."""
+    with _zero_memories_as_loops():
+        text = verilog.convert(component, name=name, emit_src=False)
+    return dedupe_modules(_add_zero_loops(text))
+
+
+# --------------------------------------------------------------------------------------
+# All-zero memory initialisers
+#
+# Why: Amaranth gives every memory explicit initial contents and Yosys writes them as one
+# `mem[i] = W'h0;` per word. For the 16 Ki-line x 512-bit compute memory that is 8 Mbit
+# of constants: ~35 s of conversion per memory instance (half in Amaranth building the
+# constant, half in Yosys), and Verilator then compiles 16 Ki wide assignments per
+# device (tens of minutes for a 4-device ring). The zeroing loop has the same meaning
+# for every simulator and for Yosys.
+#
+# How: during conversion the RTLIL emitter leaves out the `$meminit_v2` of memories
+# whose contents are all zero (only those; other memories keep theirs), so the memory
+# reaches Verilog without an `initial` block; _add_zero_loops then gives every memory
+# without one a loop. This relies on amaranth.back.rtlil.ModuleEmitter.emit_memory (a
+# private method of the pinned Amaranth 0.5.10); tests/test_verilog_zero_init.py fails
+# loudly if it changes.
+# --------------------------------------------------------------------------------------
+
+_MEM_DECL_RE = re.compile(r"^( *)reg \[(\d+):0\] (\\\S+ |[A-Za-z_][\w$]*) \[(\d+):0\];\n", re.M)
+_LOOP_VAR = "t3_zero_init_"
+
+
+_local = threading.local()
+
+
+def _emit_memory_unless_zero(self, cell_idx, cell, *, _original=rtlil.ModuleEmitter.emit_memory):
+    if not getattr(_local, "zero_as_loops", False) or any(cell.init):
+        _original(self, cell_idx, cell)
+
+
+# Installed once; it only acts inside _zero_memories_as_loops (in the calling thread), so
+# every other user of Amaranth's RTLIL backend (e.g. the formal flow) is unaffected.
+rtlil.ModuleEmitter.emit_memory = _emit_memory_unless_zero
+
+
+@contextlib.contextmanager
+def _zero_memories_as_loops():
+    _local.zero_as_loops = True
+    try:
+        yield
+    finally:
+        _local.zero_as_loops = False
+
+
+def _add_zero_loops(text: str) -> str:
+    """Give every memory declared without an ``initial`` block of its own a zeroing
+    loop (declared right after the memory; the loop variable is unique in the file)."""
+    counter = iter(range(1 << 30))
+
+    def loop(m: re.Match) -> str:
+        indent, msb, mem, top = m.group(1), int(m.group(2)), m.group(3), int(m.group(4))
+        init_stmt = f"{indent}initial begin\n{indent}  {mem}[0] ="
+        if text.startswith(init_stmt, m.end()):
+            return m.group(0)
+        var = f"{_LOOP_VAR}{next(counter)}"
+        return (f"{m.group(0)}{indent}integer {var};\n"
+                f"{indent}initial for ({var} = 0; {var} <= {top}; {var} = {var} + 1)"
+                f" {mem}[{var}] = {msb + 1}'h0;\n")
+
+    return _MEM_DECL_RE.sub(loop, text)
+
+
+#: the zero initialisers to_verilog writes: the loop above, or Yosys' word-by-word form
+_ZERO_INIT_RE = re.compile(
+    r"^ *integer (" + _LOOP_VAR + r"\d+);\n *initial for \(\1 = 0; [^\n]*'h0;\n"
+    r"|^ *initial begin\n(?: *\\?[\w$.]+\[\d+\] = \d+'h0+;\n)+ *end\n", re.M)
+
+
+def strip_zero_memory_init(text: str) -> str:
+    """Drop the all-zero initial contents of memories (for synthesis: an SRAM or a block
+    RAM has no reset contents, so they change no area, but Yosys would spend minutes
+    expanding 16 Ki-word initialisers)."""
+    return _ZERO_INIT_RE.sub("", text)
 
 
 def write_if_changed(path: str | Path, text: str) -> bool:
@@ -46,3 +131,90 @@ def source_digest(extra: Iterable[str | Path] = ()) -> str:
             + sorted(sim.glob("program.py")) + sorted(sim.glob("regmap.py")) + [Path(e) for e in extra]:
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------
+# Identical modules
+#
+# Why: Amaranth writes one Verilog module per component *instance* (`t3_ring.unit2.mem.
+# alu.lane17`), so a 4-device ring with 32-lane memories carries 128 copies of the
+# FloatAdder and 4 of every unit block. Verilator inlines every module used once, which
+# turns the ring into one flat model whose C++ takes tens of minutes to compile; with
+# the copies merged, a module used many times stays a module compiled once. Instance
+# names (and so every hierarchical path) are unchanged; only module names are shared:
+# the kept module is the first one in the file (e.g. `t3_ring.unit0.mem.alu.lane1`
+# serves lane 1-31 of every unit).
+# --------------------------------------------------------------------------------------
+
+_MODULE_RE = re.compile(r"^module (\\\S+ |[A-Za-z_][\w$]*)\(", re.M)
+_INSTANCE_RE = re.compile(r"^( +)(\\\S+ |[A-Za-z_][\w$]*) +(\\\S+ |[A-Za-z_][\w$]*) \($", re.M)
+
+
+#: Yosys' generated names carry a file-wide counter (`\$auto$verilog_backend.cc:2355:
+#: dump_module$4 `): two copies differ in it, so the comparison numbers them per module
+_AUTO_NAME_RE = re.compile(r"\\\$auto\$\S*\$\d+ ")
+
+
+class _Numbering:
+    """re.sub callback: the k-th distinct match becomes `@k`."""
+
+    def __init__(self):
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, m: re.Match) -> str:
+        return self.seen.setdefault(m.group(0), f"@{len(self.seen)} ")
+
+
+def _module_name(token: str) -> str:
+    return token[1:-1] if token.startswith("\\") else token
+
+
+def dedupe_modules(text: str) -> str:
+    """Merge modules whose text is the same up to their own name and the names of the
+    (already merged) modules they instantiate; rewrite the instances to the kept one."""
+    starts = [m.start() for m in _MODULE_RE.finditer(text)]
+    if len(starts) < 2:
+        return text
+    # each module owns the attribute lines written before it: cut at the end of the
+    # previous `endmodule`
+    cuts = [0] + [text.index("endmodule\n", a) + len("endmodule\n") for a in starts]
+    preamble, chunks = text[:cuts[0]], [text[cuts[i]:cuts[i + 1]] for i in range(len(starts))]
+    tail = text[cuts[-1]:]
+    names = [_module_name(_MODULE_RE.search(c).group(1)) for c in chunks]
+    by_name = dict(zip(names, chunks))
+    canonical: dict[str, str] = {}
+    seen: dict[str, str] = {}
+
+    def rename_children(chunk: str) -> str:
+        def sub(m: re.Match) -> str:
+            child = _module_name(m.group(2))
+            if child not in by_name:          # a primitive or an external module
+                return m.group(0)
+            new = resolve(child)
+            token = f"\\{new} " if not re.fullmatch(r"[A-Za-z_][\w$]*", new) else new
+            return f"{m.group(1)}{token} {m.group(3)} ("
+        return _INSTANCE_RE.sub(sub, chunk)
+
+    bodies: dict[str, str] = {}
+
+    def resolve(name: str) -> str:
+        if name in canonical:
+            return canonical[name]
+        body = rename_children(by_name[name])
+        bodies[name] = body
+        header = _MODULE_RE.search(body)
+        key = _AUTO_NAME_RE.sub(_Numbering(), body[:header.start(1)] + "@SELF(" + body[header.end():])
+        canonical[name] = seen.setdefault(key, name)
+        return canonical[name]
+
+    kept = [n for n in names if resolve(n) == n]
+    uses = {n: sum(canonical[c] == n for c in names) for n in kept}
+    return "".join([preamble] + [_no_inline(bodies[n]) if uses[n] > 1 else bodies[n]
+                                 for n in kept] + [tail])
+
+
+def _no_inline(chunk: str) -> str:
+    """Ask Verilator to keep a shared module a module (compiled once) rather than inline
+    each instance (a metacomment: a plain comment to every other tool)."""
+    end = chunk.index(");\n", _MODULE_RE.search(chunk).end()) + 3
+    return chunk[:end] + "  /* verilator no_inline_module */\n" + chunk[end:]

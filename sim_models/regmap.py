@@ -186,6 +186,10 @@ def global_registers(cfg: T3Config) -> list[Register]:
             Field("comm_wait_max", 0, spec.MCA_STARVE_BITS + 1, "ro", 0,
                   "longest wait of a communication request, cycles (saturates)"),),
             "arbiter status"),
+        Register("TRACKER_PEAK", 0x00E, (
+            Field("occupancy_peak", 0, occ_bits, "ro", 0,
+                  "most live tracker entries at once since the counters were cleared"),),
+            "tracker occupancy high-water mark (cleared by CMD.clear_counters)"),
         Register("ERR", 0x008, tuple(Field(n, i, 1, "w1c", 0, d)
                                      for i, (n, d) in enumerate(ERROR_FLAGS.items())),
                  "sticky error flags (write 1 to clear)"),

@@ -10,16 +10,31 @@
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .area import FPGA_MAX_CELLS
 from .common import add_config_arg, config_from_args, positive_int
 from .errors import UsageError
 
 REPORT_SCHEMA = "t3-report/1"
+
+#: where the area part leaves the Verilog of every design it measured (NAME.v)
+VERILOG_DIR = Path("build") / "verilog"
+
+#: top-level keys of report.json (docs/report.md)
+REPORT_KEYS: dict[str, str] = {
+    "schema": f"'{REPORT_SCHEMA}'",
+    "config": "the T3Config used (all fields)",
+    "area": "area.json: per-block area and timing (docs/area.md)",
+    "throughput": "throughput.json: the RTL ring runs (t3.report_parts.THROUGHPUT_KEYS)",
+    "model": "model.json: the system model's paper sweep (t3.report_parts.MODEL_KEYS)",
+}
 
 
 def progress(line: str) -> None:
@@ -46,9 +61,21 @@ def _area_args(p: argparse.ArgumentParser) -> None:
                    help="skip the ECP5 synthesis and nextpnr place & route")
     p.add_argument("--timeout", type=positive_int, default=600, metavar="SECONDS",
                    help="wall-clock limit per tool run (default: 600)")
+    p.add_argument("--fpga-max-cells", type=int, default=None, metavar="N",
+                   help="skip the FPGA flow of designs of more than N generic cells unless "
+                        "cached (default: %d; 0 = no limit)" % FPGA_MAX_CELLS)
+    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, metavar="N",
+                   help="designs measured at a time (default: the CPU count)")
+
+
+def _fpga_max_cells(args: argparse.Namespace) -> int:
+    n = getattr(args, "fpga_max_cells", None)
+    return FPGA_MAX_CELLS if n is None else n
 
 
 def _area_check(args: argparse.Namespace) -> None:
+    if _fpga_max_cells(args) < 0:
+        raise UsageError(f"--fpga-max-cells {args.fpga_max_cells}: must be >= 0 (0 = no limit)")
     from hw.designs import load_all
     known = load_all()
     for n in getattr(args, "design", None) or ():
@@ -59,10 +86,14 @@ def _area_check(args: argparse.Namespace) -> None:
 def _area_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, bool]:
     from .area import collect, to_markdown
     data = collect(cfg, getattr(args, "design", None), fpga=not getattr(args, "no_fpga", False),
-                   timeout_s=getattr(args, "timeout", 600), progress=progress)
+                   timeout_s=getattr(args, "timeout", 600),
+                   jobs=getattr(args, "jobs", os.cpu_count() or 1), progress=progress,
+                   verilog_dir=VERILOG_DIR, fpga_max_cells=_fpga_max_cells(args))
     ok = all(d["status"] == "ok" and not (d["fpga_status"] or "").startswith("error")
              for d in data["designs"].values())
-    return data, to_markdown(data, config_label=label), ok
+    md = to_markdown(data, config_label=label) + \
+        f"\nVerilog of every design measured: `{VERILOG_DIR}/<design>.v`.\n"
+    return data, md, ok
 
 
 # ---- throughput / model ------------------------------------------------------------------
@@ -133,13 +164,20 @@ def run(args: argparse.Namespace) -> int:
         PARTS[name].check(args)
     report: dict[str, Any] = {"schema": REPORT_SCHEMA, "config": cfg.to_dict()}
     sections, all_ok = [], True
-    for name in selected:
-        progress(f"== {name}")
-        data, markdown, ok = PARTS[name].run(args, cfg, label)
-        _write(out, name, data, markdown)
-        progress(f"wrote {out / name}.md and {out / name}.json")
-        report[name], all_ok = data, all_ok and ok
-        sections.append(markdown)
+    # The parts are independent: they run at the same time (the area part is hours of
+    # single-threaded tool runs spread over the cores, the ring runs wait on Verilator's
+    # build), so the report takes about as long as its longest part.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(selected)) as pool:
+        futures = {}
+        for name in selected:
+            progress(f"== {name}: started")
+            futures[name] = pool.submit(PARTS[name].run, args, cfg, label)
+        for name in selected:
+            data, markdown, ok = futures[name].result()
+            _write(out, name, data, markdown)
+            progress(f"== {name}: wrote {out / name}.md and {out / name}.json")
+            report[name], all_ok = data, all_ok and ok
+            sections.append(markdown)
     if not args.part:
         _write(out, "report", report, "# T3 report\n\n" + "\n".join(sections))
         progress(f"wrote {out / 'report.md'} and {out / 'report.json'}")

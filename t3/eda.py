@@ -30,7 +30,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+from hw.verilog import strip_zero_memory_init
 
 __all__ = ["EdaError", "DoesNotFit", "Port", "StatModule", "tool", "tool_versions",
            "verilog_ports", "fpga_wrapper", "strip_zero_memory_init", "parse_stat_json", "flip_flop_count",
@@ -239,35 +241,47 @@ def nextpnr_error(text: str) -> EdaError:
 # ASIC-style steps
 # --------------------------------------------------------------------------------------
 
-#: an ``initial`` block that only sets memory words to zero (Yosys' write_verilog form)
-_ZERO_INIT_RE = re.compile(r"^ *initial begin\n(?: *\\?[\w$.]+\[\d+\] = \d+'h0+;\n)+ *end\n", re.M)
-
-
-def strip_zero_memory_init(text: str) -> str:
-    """Drop the all-zero initial contents of memories. An SRAM or a block RAM has no
-    reset contents, so they change no area, but Yosys spends minutes on the 16 Ki-word
-    initialisers Amaranth writes for large memories."""
-    return _ZERO_INIT_RE.sub("", text)
-
-
-def _read(verilog: Path, workdir: Path) -> str:
+def _read(verilog: Path, workdir: Path, blackboxes: Sequence[str] = ()) -> str:
     """Put the Verilog, zero initialisers stripped, into ``workdir`` (relative paths
-    only, see module doc) and return the command that reads it."""
+    only, see module doc) and return the commands that read it. ``blackboxes``: modules
+    (Verilog names) to keep as empty boxes, for a bottom-up measurement of a composite
+    whose sub-blocks are measured on their own."""
     local = workdir / f"{verilog.stem}.synth.v"
     text = strip_zero_memory_init(verilog.read_text())
     if not local.exists() or local.read_text() != text:
         local.write_text(text)
-    return f"read_verilog -sv {local.name}"
+    return "\n".join([f"read_verilog -sv {local.name}"]
+                     + [f"blackbox {_yosys_name(b)}" for b in blackboxes])
+
+
+def _yosys_name(module: str) -> str:
+    """A module name as a Yosys command argument (Amaranth's hierarchical names contain
+    dots: escape them as an RTLIL identifier)."""
+    return module if re.fullmatch(r"[A-Za-z_][\w$]*", module) else "\\" + module
+
+
+#: ABC script of the two gate mappings (`abc -script`). ABC's default script spends most
+#: of its time in &fraig/scorr/&dch, which on the 256-entry tracker (80 k generic cells)
+#: runs for tens of minutes under the WebAssembly build; structural hashing + `map` is
+#: ~3 % larger on the DMA engine (measured, docs/area.md) and an order of magnitude faster.
+ABC_SCRIPT = "strash; map\n"
+ABC_SCRIPT_FILE = "t3_map.abc"
+
+
+def _abc_script(workdir: Path) -> str:
+    (workdir / ABC_SCRIPT_FILE).write_text(ABC_SCRIPT)
+    return f"-script {ABC_SCRIPT_FILE}"
 
 
 def generic_synth(verilog: Path, top: str, workdir: Path, *, sram_min_depth: int,
-                  timeout_s: float = 900) -> dict[str, Any]:
+                  timeout_s: float = 900, blackboxes: Sequence[str] = ()) -> dict[str, Any]:
     """Yosys ``synth`` to generic gates. Returns ``cells`` (logic cells, the SRAM black
     box excluded), ``flip_flops``, ``latches``, ``memory_bits`` (every memory, before
     mapping), ``sram_bits`` and ``sram_macros`` (memories >= ``sram_min_depth`` words,
-    kept out of the logic), ``cells_by_type`` and ``seconds``. Writes ``generic.il``."""
+    kept out of the logic), ``cells_by_type`` and ``seconds``. Writes ``generic.il``.
+    ``blackboxes`` (see :func:`_read`) count neither as cells nor as memory bits."""
     script = [
-        _read(verilog, workdir),
+        _read(verilog, workdir, blackboxes),
         f"hierarchy -top {top}",
         "proc", "flatten", "opt_clean",
         "tee -q -o mem.json stat -json",
@@ -287,7 +301,8 @@ def generic_synth(verilog: Path, top: str, workdir: Path, *, sram_min_depth: int
     mem = parse_stat_json((workdir / "mem.json").read_text())[top]
     sram = parse_stat_json((workdir / "sram.json").read_text()).get(SRAM_MODULE)
     gen = parse_stat_json((workdir / "generic.json").read_text())[top]
-    cells = {t: n for t, n in gen.cells_by_type.items() if t != SRAM_MODULE}
+    boxes = {SRAM_MODULE, *blackboxes}
+    cells = {t: n for t, n in gen.cells_by_type.items() if t not in boxes}
     return {"cells": sum(cells.values()), "flip_flops": flip_flop_count(cells),
             "latches": latch_count(cells), "memory_bits": mem.memory_bits,
             "sram_bits": sram.memory_bits if sram else 0,
@@ -299,7 +314,8 @@ def cmos_transistors(top: str, workdir: Path, *, timeout_s: float = 900) -> dict
     """Transistors of the logic in ``generic.il`` (SRAM black box excluded): every
     flip-flop legalised to ``$_DFF_P_`` (plain ``stat -tech cmos`` skips other FF types),
     logic mapped by ABC to CMOS NAND/NOR/NOT. Returns ``transistors`` and ``seconds``."""
-    script = ["read_rtlil generic.il", "dfflegalize -cell $_DFF_P_ 01", "abc -g cmos2",
+    script = ["read_rtlil generic.il", "dfflegalize -cell $_DFF_P_ 01",
+              f"abc -g cmos2 {_abc_script(workdir)}",
               "tee -q -o cmos.json stat -tech cmos -json"]
     seconds = _yosys(script, workdir, "abc_cmos", timeout_s)
     st = parse_stat_json((workdir / "cmos.json").read_text())[top]
@@ -315,7 +331,8 @@ def liberty_area(top: str, workdir: Path, liberty: Path, *, timeout_s: float = 9
     lib = workdir / liberty.name
     shutil.copyfile(liberty, lib)
     script = ["read_rtlil generic.il", f"dfflibmap -liberty {lib.name}",
-              f"abc -liberty {lib.name}", f"tee -q -o liberty.json stat -liberty {lib.name} -json"]
+              f"abc -liberty {lib.name} {_abc_script(workdir)}",
+              f"tee -q -o liberty.json stat -liberty {lib.name} -json"]
     seconds = _yosys(script, workdir, "abc_liberty", timeout_s)
     st = parse_stat_json((workdir / "liberty.json").read_text())[top]
     unmapped = sorted(t for t in st.cells_by_type if t.startswith("$"))
@@ -412,7 +429,8 @@ def fpga_wrapper(top: str, ports: list[Port], *, xor_fan_in: int = 4) -> str:
     return "\n".join(v) + "\n"
 
 
-def ecp5_synth(verilog: Path, top: str, workdir: Path, *, timeout_s: float = 900) -> dict[str, Any]:
+def ecp5_synth(verilog: Path, top: str, workdir: Path, *, timeout_s: float = 900,
+               blackboxes: Sequence[str] = ()) -> dict[str, Any]:
     """``synth_ecp5`` of ``top`` inside :func:`fpga_wrapper` (``top`` keeps its own
     module, so its counts exclude the wrapper). Returns ``ecp5_lut4`` (LUT4 cells plus
     two per CCU2C carry cell), ``ecp5_ff`` (TRELLIS_FF), ``ecp5_bram`` (DP16KD),
@@ -420,7 +438,7 @@ def ecp5_synth(verilog: Path, top: str, workdir: Path, *, timeout_s: float = 900
     ``seconds``. Writes ``ecp5.json`` for :func:`nextpnr_ecp5`."""
     ports = verilog_ports(verilog.read_text(), top)
     (workdir / "wrapper.v").write_text(fpga_wrapper(top, ports))
-    script = [_read(verilog, workdir), f"hierarchy -top {top}",
+    script = [_read(verilog, workdir, blackboxes), f"hierarchy -top {top}",
               f"setattr -mod -set keep_hierarchy 1 {top}",
               "read_verilog wrapper.v",
               f"synth_ecp5 -top {WRAPPER_TOP} -json ecp5.json",

@@ -18,6 +18,32 @@ from typing import Any, Callable
 
 from sim_models.spec import FORMATS, T3Config
 
+#: top-level keys of throughput.json (and of report.json's "throughput"), with units
+THROUGHPUT_KEYS: dict[str, str] = {
+    "scenario": "the ring run: devices, m, n, k, dtype, line_bytes, tracker_entries, "
+                "link_latency (cycles), link_bw (lines/cycle), simulator",
+    "cycles": "ring cycles per schedule: baseline, t3_plain, t3_mca",
+    "speedup": "baseline cycles / cycles, for t3_plain and t3_mca",
+    "devices_t3_mca": "per device under T3-MCA: memory_busy_fraction, link_busy_fraction, "
+                      "tracker_fires, tracker_peak_occupancy (entries), tracker_stall_cycles, "
+                      "dma_lines, starved_grants, requests_per_cycle (address_map_producer, "
+                      "address_map_link, tracker, dma_lines, memory)",
+    "devices_baseline": "the same for the unfused baseline",
+    "block_rates": "guaranteed rates from the components' properties (asserted by tests): "
+                   "tracker_requests_per_cycle, trigger_latency_cycles, nmc per dtype (lanes, "
+                   "requests_per_cycle, dependent_same_line_updates_per_cycle, "
+                   "elements_updated_per_cycle, latency_cycles)",
+    "verified_bit_exact": "true: every memory matched the golden model (else the run fails)",
+}
+
+#: top-level keys of model.json (and of report.json's "model")
+MODEL_KEYS: dict[str, str] = {
+    "rows": "one object per (model, sublayer, configuration) of the paper sweep "
+            "(sim_models.perf.sweep; docs/system_model.md)",
+    "summary": "headline: paper vs model geomean/max speedup and DRAM traffic, per config",
+    "figures": "PNG file names written beside the Markdown",
+}
+
 #: the paper's link at the RTL clock: 500 ns at 1.4 GHz; 150 GB/s vs 1 TB/s memory
 PAPER_LINK = {"link_latency": 700, "link_bw": 0.15}
 
@@ -31,11 +57,20 @@ def _scenario(policy: str, modes: tuple[str, ...], sizes: tuple[int, int]):
 
 
 def _device_rows(res: dict) -> list[dict[str, Any]]:
+    """Per device: utilisation, tracker activity and each block's requests per cycle
+    (hardware counters / the mode's cycles)."""
     cyc = res["cycles"]
     return [{"device": d, "memory_busy_fraction": st["mem_busy_cycles"] / cyc,
              "link_busy_fraction": st["link_busy_cycles"] / cyc, "tracker_fires": st["fires"],
              "tracker_stall_cycles": st["stall_cycles"], "dma_lines": st["dma_lines"],
-             "starved_grants": st.get("starved_grants", 0)}
+             "starved_grants": st.get("starved_grants", 0),
+             "tracker_peak_occupancy": st.get("tracker_peak"),
+             "requests_per_cycle": {
+                 "address_map_producer": st["producer_reqs"] / cyc,
+                 "address_map_link": st["ingress_reqs"] / cyc,
+                 "tracker": st["tracked_reqs"] / cyc,
+                 "dma_lines": st["dma_lines"] / cyc,
+                 "memory": st["mem_reqs"] / cyc}}
             for d, st in enumerate(res["devices"])]
 
 
@@ -92,12 +127,15 @@ def throughput(cfg: T3Config, *, sim: str = "verilator", workdir: Path,
           f"| unfused baseline (GEMM, then RS and AG DMA steps) | {base} | 1.00 |",
           f"| T3, plain arbiter | {plain} | {base / plain:.2f} |",
           f"| T3-MCA | {mca} | {base / mca:.2f} |", "",
-          "| device (T3-MCA) | memory busy | link busy | tracker fires | stall cycles |",
-          "|--:|--:|--:|--:|--:|"]
+          "| device (T3-MCA) | memory busy | link busy | tracker fires | peak tracker "
+          "entries | stall cycles | requests/cycle: producer, link in, tracker, DMA lines, "
+          "memory |",
+          "|--:|--:|--:|--:|--:|--:|--|"]
     for r in data["devices_t3_mca"]:
+        rpc = ", ".join(f"{v:.3f}" for v in r["requests_per_cycle"].values())
         md.append(f"| {r['device']} | {r['memory_busy_fraction']:.1%} | "
                   f"{r['link_busy_fraction']:.1%} | {r['tracker_fires']} | "
-                  f"{r['tracker_stall_cycles']} |")
+                  f"{r['tracker_peak_occupancy']} | {r['tracker_stall_cycles']} | {rpc} |")
     md += ["", f"Tracker: {rates['tracker_requests_per_cycle']:.0f} tracked request per cycle "
                f"sustained; trigger latency {rates['trigger_latency_cycles']} cycles (last "
                "update accepted -> first DMA READ).", "",

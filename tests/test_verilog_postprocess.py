@@ -1,0 +1,110 @@
+"""hw.verilog's post-processing of Amaranth's Verilog: all-zero memory contents as a
+loop (other contents kept word by word; the synthesis flow strips both forms), and
+identical modules merged. (Simulation semantics are covered by the cocotb suites, which
+all run this Verilog: e.g. verif/tb_nmc.py's zero_init test reads a fresh memory.)"""
+
+import re
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.lint import lint
+from hw.nmc import ComputeMemory
+from hw.fp import FloatAdder
+from hw.verilog import dedupe_modules, strip_zero_memory_init, to_verilog
+from sim_models.spec import T3Config
+
+
+class _TwoMemories(wiring.Component):
+    addr: In(3)
+    zero_q: Out(8)
+    rom_q: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.zero = zero = Memory(shape=8, depth=8, init=[])
+        m.submodules.rom = rom = Memory(shape=8, depth=8, init=[3, 1, 4, 1, 5, 9, 2, 6])
+        zr, rr = zero.read_port(), rom.read_port()
+        wr = zero.write_port()
+        m.d.comb += [zr.addr.eq(self.addr), rr.addr.eq(self.addr), self.zero_q.eq(zr.data),
+                     self.rom_q.eq(rr.data), wr.addr.eq(self.addr), wr.data.eq(rr.data),
+                     wr.en.eq(self.addr[0])]
+        return m
+
+
+def test_zero_memory_becomes_one_loop_and_rom_keeps_its_words(tmp_path):
+    text = to_verilog(_TwoMemories(), "two")
+    loops = re.findall(r"initial for \((t3_zero_init_\d+) = 0; \1 <= 7; \1 = \1 \+ 1\) "
+                       r"(\S+)\[\1\] = 8'h0;", text)
+    assert [mem for _, mem in loops] == ["zero"], text
+    assert "rom[0] = 8'h03;" in text and "rom[5] = 8'h09;" in text
+    assert "zero[0] =" not in text
+    path = tmp_path / "two.v"
+    path.write_text(text)
+    ok, log = lint(path, "two")
+    assert ok, log
+
+
+def test_compute_memory_has_no_per_word_initialiser():
+    cfg = T3Config(mem_depth_lines=4096, line_bytes=16)
+    text = to_verilog(ComputeMemory(cfg=cfg), "cm")
+    assert f"<= {cfg.mem_depth_lines - 1};" in text
+    assert not re.search(r"storage\[\d+\] = ", text)
+    assert len(text.splitlines()) < 20000
+
+
+def test_strip_removes_both_zero_forms_and_keeps_rom():
+    text = to_verilog(_TwoMemories(), "two")
+    yosys_form = ("  initial begin\n    zero2[0] = 8'h00;\n    zero2[1] = 8'h00;\n  end\n")
+    stripped = strip_zero_memory_init(text + yosys_form)
+    assert "t3_zero_init" not in stripped and "zero2[0]" not in stripped
+    assert "rom[0] = 8'h03;" in stripped
+
+
+class _ThreeAdders(wiring.Component):
+    """Three identical FloatAdders and one of another format."""
+    a: In(16)
+    b: In(16)
+    valid: In(1)
+    q: Out(16 * 3 + 32)
+
+    def elaborate(self, platform):
+        m = Module()
+        outs = []
+        for i in range(3):
+            m.submodules[f"add{i}"] = add = FloatAdder(fmt="fp16", stages=2)
+            m.d.comb += [add.a.eq(self.a + i), add.b.eq(self.b), add.valid.eq(self.valid)]
+            outs.append(add.result)
+        m.submodules.wide = wide = FloatAdder(fmt="fp32", stages=2)
+        m.d.comb += [wide.a.eq(self.a), wide.b.eq(self.b), wide.valid.eq(self.valid)]
+        m.d.comb += self.q.eq(Cat(*outs, wide.result))
+        return m
+
+
+def _modules(text):
+    return re.findall(r"^module (\S+?) ?\(", text, re.M)
+
+
+def test_identical_modules_are_written_once(tmp_path):
+    from amaranth.back import verilog
+    raw = verilog.convert(_ThreeAdders(), name="three", emit_src=False)
+    text = to_verilog(_ThreeAdders(), "three")
+    assert len(_modules(text)) == len(_modules(raw)) - 2          # add1 and add2 merged
+    mods = _modules(text)
+    adders = [m for m in mods if ".add" in m]
+    assert len(adders) == 1 and len([m for m in mods if ".wide" in m]) == 1, mods
+    # every instance keeps its name and uses the kept module, which is not inlined
+    for i in range(3):
+        assert re.search(rf"^  {re.escape(adders[0])} +add{i} \($", text, re.M), i
+    assert text.count("/* verilator no_inline_module */") == 1
+    path = tmp_path / "three.v"
+    path.write_text(text)
+    ok, log = lint(path, "three")
+    assert ok, log
+
+
+def test_modules_that_differ_are_kept():
+    text = to_verilog(_TwoMemories(), "two")
+    assert dedupe_modules(text) == text
