@@ -37,8 +37,21 @@ REPORT_KEYS: dict[str, str] = {
 }
 
 
+_console = None
+
+
 def progress(line: str) -> None:
-    print(line, flush=True)
+    """One progress line on the terminal. It goes to a copy of the stdout descriptor
+    taken when the command started: the throughput part sends the simulators' output to
+    a log by redirecting descriptors 1 and 2 while the area part keeps reporting."""
+    global _console
+    if _console is None:
+        try:
+            _console = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+        except (OSError, ValueError, AttributeError):   # stdout without a descriptor
+            _console = sys.stdout                          # (e.g. captured by pytest)
+    sys.stdout.flush()
+    print(line, file=_console, flush=True)
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,10 @@ def _write(out: Path, stem: str, data: dict, markdown: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)          # bad --config: ConfigError -> exit 2, before any work
+    global _console
+    if _console not in (None, sys.stdout):
+        _console.close()
+    _console = None                       # (re)bind to this invocation's stdout
     label = f"--config {args.config}" if getattr(args, "config", None) else "paper default"
     out = Path(args.out)
     selected = [args.part] if args.part else list(PARTS)

@@ -102,7 +102,9 @@ def throughput(cfg: T3Config, *, sim: str = "verilator", workdir: Path,
     for name, policy, modes in (("baseline_and_t3_mca", "mca", ("t3", "baseline")),
                                 ("t3_plain", "fifo", ("t3",))):
         progress(f"   ring run {name} ({sim})")
-        res = run_scenario(_scenario(policy, modes, sizes), sim=sim, workdir=workdir / name)
+        # the simulator's build and run output goes to a log, not between the progress lines
+        res = run_scenario(_scenario(policy, modes, sizes), sim=sim, workdir=workdir / name,
+                           log=workdir / f"{name}.log")
         runs[name] = res
     base = runs["baseline_and_t3_mca"]["baseline"]["cycles"]
     mca = runs["baseline_and_t3_mca"]["t3"]["cycles"]
