@@ -165,6 +165,12 @@ class _Numbering:
         return self.seen.setdefault(m.group(0), f"@{len(self.seen)} ")
 
 
+def verilog_identifier(name: str) -> str:
+    """``name`` as a Verilog identifier: as is when plain, else escaped (``\\name ``, the
+    trailing space ends it; Amaranth's hierarchical module names contain dots)."""
+    return name if re.fullmatch(r"[A-Za-z_][\w$]*", name) else f"\\{name} "
+
+
 def _module_name(token: str) -> str:
     return token[1:-1] if token.startswith("\\") else token
 
@@ -191,8 +197,7 @@ def dedupe_modules(text: str) -> str:
             if child not in by_name:          # a primitive or an external module
                 return m.group(0)
             new = resolve(child)
-            token = f"\\{new} " if not re.fullmatch(r"[A-Za-z_][\w$]*", new) else new
-            return f"{m.group(1)}{token} {m.group(3)} ("
+            return f"{m.group(1)}{verilog_identifier(new)} {m.group(3)} ("
         return _INSTANCE_RE.sub(sub, chunk)
 
     bodies: dict[str, str] = {}

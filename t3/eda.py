@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from hw.verilog import strip_zero_memory_init
+from hw.verilog import strip_zero_memory_init, verilog_identifier
 
 __all__ = ["EdaError", "DoesNotFit", "Port", "StatModule", "tool", "tool_versions",
            "verilog_ports", "fpga_wrapper", "strip_zero_memory_init", "parse_stat_json", "flip_flop_count",
@@ -251,13 +251,7 @@ def _read(verilog: Path, workdir: Path, blackboxes: Sequence[str] = ()) -> str:
     if not local.exists() or local.read_text() != text:
         local.write_text(text)
     return "\n".join([f"read_verilog -sv {local.name}"]
-                     + [f"blackbox {_yosys_name(b)}" for b in blackboxes])
-
-
-def _yosys_name(module: str) -> str:
-    """A module name as a Yosys command argument (Amaranth's hierarchical names contain
-    dots: escape them as an RTLIL identifier)."""
-    return module if re.fullmatch(r"[A-Za-z_][\w$]*", module) else "\\" + module
+                     + [f"blackbox {verilog_identifier(b).rstrip()}" for b in blackboxes])
 
 
 #: ABC script of the two gate mappings (`abc -script`). ABC's default script spends most

@@ -30,11 +30,11 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.simtime import convert, get_sim_time
-from cocotb.triggers import ClockCycles, Combine, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, RisingEdge, Timer
 
 from sim_models import regmap
 from sim_models.program import DeviceProgram, Region
-from sim_models.spec import FireOp, Op, ProducerAction, T3Config, memory_request_fields, \
+from sim_models.spec import FireOp, Op, ProducerAction, memory_request_fields, \
     memory_response_fields, producer_request_fields
 from sim_models.trace import load_traces
 

@@ -17,6 +17,8 @@ from amaranth.lib.wiring import In
 
 from hw.arbiter import MemoryArbiter, Policy
 
+from .runner import mutant
+
 PAYLOAD_BITS = 4
 LEVEL_BITS = 3
 STARVE_BITS = 4
@@ -107,14 +109,6 @@ class ArbiterHarness(wiring.Component):
         return m
 
 
-class _NoHoldArbiter(MemoryArbiter):
-    _hold_grants = False
-
-
-class _NoStarvationGuardArbiter(MemoryArbiter):
-    _starvation_guard = False
-
-
 #: (name, harness factory, mode, depth) -- the proofs `make formal` and the tests run
 PROOFS = [
     ("arbiter_streams", lambda: ArbiterHarness(), "prove", 8),
@@ -124,7 +118,9 @@ PROOFS = [
 
 #: deliberately broken variants that must FAIL
 MUTANTS = [
-    ("arbiter_mutant_nohold", lambda: ArbiterHarness(arbiter_cls=_NoHoldArbiter), "bmc", 6),
-    ("arbiter_mutant_starve", lambda: ArbiterHarness(arbiter_cls=_NoStarvationGuardArbiter,
-                                                     always_ready=True), "bmc", 2 ** STARVE_BITS + 4),
+    ("arbiter_mutant_nohold",
+     lambda: ArbiterHarness(arbiter_cls=mutant(MemoryArbiter, _hold_grants=False)), "bmc", 6),
+    ("arbiter_mutant_starve",
+     lambda: ArbiterHarness(arbiter_cls=mutant(MemoryArbiter, _starvation_guard=False),
+                            always_ready=True), "bmc", 2 ** STARVE_BITS + 4),
 ]

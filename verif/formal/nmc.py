@@ -37,6 +37,7 @@ from amaranth.lib.wiring import In
 from hw.nmc import ComputeMemory, NearMemoryAlu
 from sim_models.spec import Op
 
+from .runner import mutant
 from .streams import TINY, StreamRulesHarness, pass_through, prop
 
 __all__ = ["CFG", "NmcShadowHarness", "PROOFS", "MUTANTS", "SUITE_SKIP"]
@@ -121,18 +122,6 @@ class NmcShadowHarness(wiring.Component):
         return m
 
 
-class _NoHazard(ComputeMemory):
-    _hazard_check = False
-
-
-class _NoStoreForward(ComputeMemory):
-    _forward_stores = False
-
-
-class _NoSnoop(ComputeMemory):
-    _snoop_writes = False
-
-
 #: (name, harness factory, mode, depth)
 PROOFS = [
     ("nmc_shadow", lambda: NmcShadowHarness(), "bmc", 8),
@@ -146,8 +135,8 @@ SUITE_SKIP = {"nmc_shadow_deep", "nmc_shadow_any_data"}
 
 #: deliberately broken variants that must FAIL
 MUTANTS = [
-    ("nmc_mutant_no_hazard", lambda: NmcShadowHarness(memory_cls=_NoHazard), "bmc", 8),
-    ("nmc_mutant_no_store_forward", lambda: NmcShadowHarness(memory_cls=_NoStoreForward),
-     "bmc", 8),
-    ("nmc_mutant_no_snoop", lambda: NmcShadowHarness(memory_cls=_NoSnoop), "bmc", 8),
+    (f"nmc_mutant_{name}", lambda hook=hook: NmcShadowHarness(
+        memory_cls=mutant(ComputeMemory, **{hook: False})), "bmc", 8)
+    for name, hook in (("no_hazard", "_hazard_check"), ("no_store_forward", "_forward_stores"),
+                       ("no_snoop", "_snoop_writes"))
 ]

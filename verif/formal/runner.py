@@ -19,7 +19,17 @@ from amaranth.back import rtlil
 
 from verif.runner import BUILD
 
-__all__ = ["FormalResult", "run_formal"]
+__all__ = ["FormalResult", "run_formal", "mutant"]
+
+
+def mutant(cls: type, **hooks) -> type:
+    """A deliberately broken variant of component ``cls``: a subclass with some of its
+    mutation hooks (class attributes that default to the design) changed. An unknown
+    hook name is an error, so a renamed hook cannot leave a "mutant" that is the design."""
+    for hook in hooks:
+        if not hasattr(cls, hook):
+            raise AttributeError(f"{cls.__name__} has no mutation hook {hook!r}")
+    return type(f"{cls.__name__}_mutant_" + "_".join(h.strip("_") for h in hooks), (cls,), hooks)
 
 
 @dataclass

@@ -38,6 +38,7 @@ from amaranth.lib import wiring
 from hw.tracker import LANE_DMA, LANE_LINK, LANE_PRODUCER, LANES, TrackerTable
 from sim_models.spec import CONTRIB_BITS
 
+from .runner import mutant
 from .streams import TINY, StreamRulesHarness, pass_through, block_rules, prop
 
 __all__ = ["TrackerHarness", "CHECKS", "PROGRESS_BOUND", "tile_threshold", "valid_region",
@@ -250,14 +251,6 @@ class TrackerHarness(wiring.Component):
         return m
 
 
-class _NoBreakerTracker(TrackerTable):
-    _deadlock_breaker = False
-
-
-class _FireEarlyTracker(TrackerTable):
-    _fire_early = True
-
-
 def _h(**kw):
     return lambda: TrackerHarness(**kw)
 
@@ -277,10 +270,11 @@ SUITE_SKIP = {"tracker_count_fire_deep"}
 
 #: deliberately broken variants that must FAIL
 MUTANTS = [
-    ("tracker_mutant_fire_early", _h(tracker_cls=_FireEarlyTracker, checks=("count",)),
-     "bmc", 8),
-    ("tracker_mutant_no_breaker", _h(tracker_cls=_NoBreakerTracker, always_ready=True,
-                                     checks=("progress",)), "bmc", 14),
+    ("tracker_mutant_fire_early",
+     _h(tracker_cls=mutant(TrackerTable, _fire_early=True), checks=("count",)), "bmc", 8),
+    ("tracker_mutant_no_breaker",
+     _h(tracker_cls=mutant(TrackerTable, _deadlock_breaker=False), always_ready=True,
+        checks=("progress",)), "bmc", 14),
 ]
 
 #: real bugs found by these harnesses and not fixed yet: each FAILS until fixed
