@@ -8,19 +8,22 @@ and event counters.
 :class:`AddressMap` has two independent lanes, each a one-stage pipeline (1 cycle from
 acceptance to output, one request per cycle per lane):
 
-* ``producer`` (local GPU requests, :func:`spec.producer_request_fields`): by the region
-  holding ``addr`` (first match; regions never overlap) and its ``producer`` action:
-  LOCAL or no region -> ``local[0]`` untracked; REMOTE -> ``remote`` as a link packet
-  {op, dest = next_device, addr - base + remote_base, wf_id, data}; TRACKED -> ``local[0]``
-  tracked with phase 0 for UPDATE, 1 for STORE.
+* ``producer`` (local GPU requests, :func:`spec.producer_request_fields`): a READ (the
+  GPU reading its GEMM operands, hw/readgen.py) -> ``local[0]`` untracked, whatever the
+  region. STORE/UPDATE by the region holding ``addr`` (first match; regions never
+  overlap) and its ``producer`` action: LOCAL or no region -> ``local[0]`` untracked;
+  REMOTE -> ``remote`` as a link packet {op, dest = next_device, addr - base +
+  remote_base, wf_id, data}; TRACKED -> ``local[0]`` tracked with phase 0 for UPDATE, 1
+  for STORE.
 * ``ingress`` (link packets from the previous device): UPDATE into a region with
   update_contribs > 0 and STORE into one with store_contribs > 0 are tracked (phase by
   op), everything else is a plain local request on ``local[1]``. The packet's ``dest`` is
   not checked (the ring delivers only packets for this device).
 
 Errors (sticky until ``clear``; the first offending address is kept in ``err_addr``): a
-line address >= ``mem_depth_lines`` (``addr_range``) or a READ (``bad_op``, neither
-producers nor the link may read): the request is consumed and not applied anywhere.
+line address >= ``mem_depth_lines`` (``addr_range``, either lane, READs too) or a READ
+arriving from the link (``bad_op``: the link carries only UPDATEs and STOREs): the
+request is consumed and not applied anywhere.
 Memory requests carry a full lane mask (producers and the link move whole lines).
 """
 
@@ -212,15 +215,18 @@ class AddressMap(wiring.Component):
             hit, idx = region_match(m, cfg, self.regions, p.addr)
             reg = self.regions[idx]
             is_store = p.op == Op.STORE
+            is_read = p.op == Op.READ
             if lane == 0:
-                tracked = hit & (reg.producer == ProducerAction.TRACKED)
-                remote_now = hit & (reg.producer == ProducerAction.REMOTE)
+                # a producer READ stays local and is never counted, whatever the region
+                tracked = hit & (reg.producer == ProducerAction.TRACKED) & ~is_read
+                remote_now = hit & (reg.producer == ProducerAction.REMOTE) & ~is_read
+                bad_op = Const(0)
             else:
                 contribs = Mux(is_store, reg.store_contribs, reg.update_contribs)
                 tracked = hit & (contribs != 0)
                 remote_now = Const(0)
+                bad_op = is_read
             bad_range = p.addr >= cfg.mem_depth_lines
-            bad_op = p.op == Op.READ
             accept = src.valid & src.ready
             with m.If(accept):
                 with m.If(bad_range):
@@ -240,8 +246,7 @@ class AddressMap(wiring.Component):
             count_event(m, counter, accept, self.clear_counters)
         # Detail of a producer-lane error wins over one on the link in the same cycle.
         pp = self.producer.payload
-        pe = self.producer.valid & self.producer.ready & \
-            ((pp.addr >= cfg.mem_depth_lines) | (pp.op == Op.READ))
+        pe = self.producer.valid & self.producer.ready & (pp.addr >= cfg.mem_depth_lines)
         m.d.comb += [err_addr.eq(Mux(pe, pp.addr, self.ingress.payload.addr)), err_ingress.eq(~pe)]
         Sticky(m, self.err, Cat(self.err_addr, self.err_ingress), clear=self.clear, events=events,
                detail_value=Cat(err_addr, err_ingress))

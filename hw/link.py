@@ -18,11 +18,34 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Signal, Value, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["LinkModel"]
+__all__ = ["LinkModel", "token_bucket"]
+
+
+def token_bucket(m: Module, *, num, den, credit_bits: int) -> tuple[Value, Signal]:
+    """A token bucket for a rate of ``num / den`` events per cycle (1 <= num <= den).
+
+    Every cycle ``num`` tokens are added, up to ``den + num - 1`` (so a source that is
+    held back never loses the tokens it has earned), and an event costs ``den`` tokens.
+    Returns ``(has_token, spend)``: ``has_token`` (1 bit, from a register) says an event
+    may happen this cycle; the caller drives ``spend`` to 1 in the cycle it happens (only
+    when ``has_token``). Starts empty at reset, so the first event comes
+    ``ceil(den / num)`` cycles after reset. Shared by :class:`LinkModel` and
+    :class:`hw.readgen.GemmReadGenerator`."""
+    tokens = Signal(credit_bits + 1, name="tokens")
+    spend = Signal(name="spend")
+    refill = Signal(credit_bits + 2, name="refill")
+    m.d.comb += refill.eq(tokens + num - (spend.as_unsigned() * den))
+    cap = Signal(credit_bits + 2, name="token_cap")
+    m.d.comb += cap.eq(den + num - 1)   # never lose tokens while backlogged
+    with m.If(refill > cap):
+        m.d.sync += tokens.eq(cap)
+    with m.Else():
+        m.d.sync += tokens.eq(refill)
+    return tokens >= den, spend
 
 
 class LinkModel(wiring.Component):
@@ -81,29 +104,21 @@ class LinkModel(wiring.Component):
             self.tx.ready.eq(q.w_rdy),
         ]
 
-        # Token bucket: +num per cycle, capped at den; a packet costs den.
-        tokens = Signal(self._credit_bits + 1)
         r = data.View(entry, q.r_data)
         due = Signal()
         # (now - due) as a signed difference handles the wrap of the free-running clock.
         diff = Signal(tb)
         m.d.comb += diff.eq(now - r.due)
         m.d.comb += due.eq(~diff[tb - 1])
+        has_token, spend = token_bucket(m, num=self.num, den=self.den, credit_bits=self._credit_bits)
         can_send = Signal()
-        m.d.comb += can_send.eq(q.r_rdy & due & (tokens >= self.den))
+        m.d.comb += can_send.eq(q.r_rdy & due & has_token)
         m.d.comb += [
             self.rx.valid.eq(can_send),
             self.rx.payload.eq(r.payload),
             q.r_en.eq(can_send & self.rx.ready),
+            spend.eq(q.r_en),
         ]
-        refill = Signal(self._credit_bits + 2)
-        m.d.comb += refill.eq(tokens + self.num - (q.r_en.as_unsigned() * self.den))
-        cap = Signal(self._credit_bits + 2)
-        m.d.comb += cap.eq(self.den + self.num - 1)   # never lose tokens while backlogged
-        with m.If(refill > cap):
-            m.d.sync += tokens.eq(cap)
-        with m.Else():
-            m.d.sync += tokens.eq(refill)
         with m.If(q.r_en):
             m.d.sync += self.busy_cycles.eq(self.busy_cycles + 1)
         m.d.comb += self.in_flight.eq(q.level)

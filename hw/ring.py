@@ -10,6 +10,17 @@ Per-device ports are arrays: ``producer[i]``, ``host[i]``/``host_resp[i]``,
 ``csr_req[i]``/``csr_resp[i]``, ``irq[i]``, utilisation counters ``mem_reqs[i]``,
 ``mem_busy_cycles[i]``, ``queue_full_cycles[i]``, ``link_busy_cycles[i]`` (cycles link
 ``i`` delivered a packet) and ``queue_level[i]``.
+
+Background GEMM reads (issue #5; environment traffic, not T3 hardware): in front of each
+unit's ``producer`` port, a :class:`hw.readgen.GemmReadGenerator` is merged round-robin
+(:class:`hw.merge.StreamMerge`) with the testbench's ``producer[i]`` stream, so the
+unit's memory-controller arbiter sees them in the compute stream. Rate
+(``gemm_read_num / gemm_read_den`` READs per cycle) and window (``gemm_read_base``,
+``gemm_read_lines``) are shared by all devices; how many to issue is per device
+(``gemm_read_count[i]``: the devices' GEMM traces differ in length). Outputs:
+``gemm_reads_issued[i]`` (accepted by the unit) and ``gemm_reads_done[i]`` (answered by
+the memory and discarded). With every count 0 the generators never present a request
+and the merge passes ``producer[i]`` through unchanged, cycle for cycle.
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ from sim_models.spec import T3Config
 from . import designs, layouts
 from .csr import csr_request, csr_response
 from .link import LinkModel
+from .merge import StreamMerge
+from .readgen import GemmReadGenerator
 from .unit import COUNTER_BITS, T3Unit
 
 __all__ = ["T3Ring", "MAX_DEVICES"]
@@ -57,6 +70,13 @@ class T3Ring(wiring.Component):
             "queue_full_cycles": Out(COUNTER_BITS).array(n),
             "link_busy_cycles": Out(COUNTER_BITS).array(n),
             "link_in_flight": Out(range(self._link_depth + 1)).array(n),
+            "gemm_read_num": In(CREDIT_BITS),
+            "gemm_read_den": In(CREDIT_BITS),
+            "gemm_read_base": In(cfg.addr_bits),
+            "gemm_read_lines": In(cfg.addr_bits + 1),
+            "gemm_read_count": In(COUNTER_BITS).array(n),
+            "gemm_reads_issued": Out(COUNTER_BITS).array(n),
+            "gemm_reads_done": Out(COUNTER_BITS).array(n),
         })
 
     @property
@@ -80,7 +100,19 @@ class T3Ring(wiring.Component):
         for i, (u, lk) in enumerate(zip(units, links)):
             m.submodules[f"unit{i}"] = u
             m.submodules[f"link{i}"] = lk
-            connect(m, wiring.flipped(self.producer[i]), u.producer)
+            m.submodules[f"gemm_reads{i}"] = gen = GemmReadGenerator(cfg=cfg, credit_bits=CREDIT_BITS)
+            m.submodules[f"compute_merge{i}"] = cmerge = StreamMerge(
+                payload_shape=layouts.producer_request(cfg), n=2)
+            connect(m, wiring.flipped(self.producer[i]), cmerge.i0)
+            connect(m, gen.req, cmerge.i1)
+            connect(m, cmerge.o, u.producer)
+            m.d.comb += [
+                gen.num.eq(self.gemm_read_num), gen.den.eq(self.gemm_read_den),
+                gen.base.eq(self.gemm_read_base), gen.lines.eq(self.gemm_read_lines),
+                gen.count.eq(self.gemm_read_count[i]),
+                self.gemm_reads_issued[i].eq(gen.issued),
+                self.gemm_reads_done[i].eq(u.gemm_reads_done),
+            ]
             connect(m, wiring.flipped(self.host[i]), u.host)
             connect(m, u.host_resp, wiring.flipped(self.host_resp[i]))
             connect(m, wiring.flipped(self.csr_req[i]), u.csr_req)

@@ -14,8 +14,11 @@ lanes (producer, link arrivals, DMA READs) are arbitrated by the memory-controll
 arbiter (``ARB`` register: plain round-robin or MCA) at the tracker's output; a fire is
 raised only after its last update left the tracker, so every DMA READ of a tile
 follows the updates that completed it. ``queue_level`` is the occupancy of the memory
-queue behind ``mem`` (the MCA threshold compares against it).
-``mem_resp`` answers READs in order (only the DMA reads). ``egress`` merges REMOTE
+queue behind ``mem`` (the MCA threshold compares against it). ``mem_lane`` (sideband,
+valid with ``mem.valid``) is the tracker lane of the request on ``mem``
+(``hw.tracker.LANE_*``): the unit uses it to tell producer READs (background GEMM
+traffic, whose responses it discards) from DMA READs.
+``mem_resp`` answers the DMA's READs in order (only those). ``egress`` merges REMOTE
 producer stores and DMA packets round-robin. ``csr_req``/``csr_resp``: the register bus
 (docs/regmap.md). ``irq``: any sticky error flag is set.
 
@@ -37,7 +40,7 @@ from .addrmap import AddressMap, check_cfg, count_event, fire_layout
 from .csr import Csr, csr_request, csr_response
 from .dma import DmaEngine
 from .merge import StreamMerge
-from .tracker import LANE_DMA, TrackerTable
+from .tracker import LANE_DMA, LANES, TrackerTable
 
 __all__ = ["TrackTrigger"]
 
@@ -52,6 +55,7 @@ class TrackTrigger(wiring.Component):
             "producer": In(stream.Signature(layouts.producer_request(cfg))),
             "ingress": In(stream.Signature(layouts.link_packet(cfg))),
             "mem": Out(stream.Signature(layouts.memory_request(cfg))),
+            "mem_lane": Out(range(LANES)),
             "mem_resp": In(stream.Signature(layouts.memory_response(cfg))),
             "egress": Out(stream.Signature(layouts.link_packet(cfg))),
             "csr_req": In(stream.Signature(csr_request(cfg))),
@@ -95,6 +99,7 @@ class TrackTrigger(wiring.Component):
                      rd.payload.mask.eq(dma.rd.payload.mask), rd.payload.data.eq(dma.rd.payload.data),
                      rd.payload.tracked.eq(0)]
         connect(m, trk.mem, wiring.flipped(self.mem))
+        m.d.comb += self.mem_lane.eq(trk.mem_lane)
         connect(m, wiring.flipped(self.mem_resp), dma.resp)
         # fires: the tracker's, and software kicks of a whole region (one pending at most)
         m.submodules.fire_merge = fm = StreamMerge(payload_shape=fire_layout(cfg), n=2)

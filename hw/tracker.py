@@ -35,7 +35,7 @@ first three requests are applied to memory but not counted.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -72,6 +72,7 @@ class TrackerTable(wiring.Component):
     # changes one is deliberately broken and must be caught. Defaults = the design.
     _deadlock_breaker = True
     _fire_early = False          # True: fire one count early (count == threshold - 1)
+    _fire_room_for_all = False   # True: every tracked request waits for fire-register room
 
     def __init__(self, *, cfg: T3Config, history: int = 8):
         self._cfg = check_cfg("TrackerTable", cfg)
@@ -101,6 +102,8 @@ class TrackerTable(wiring.Component):
             "starve_limit": In(STARVE_BITS),
             "comm_wait_max": Out(STARVE_BITS + 1),
             "starved_grants": Out(COUNTER_BITS),
+            # sideband: the lane (LANE_*) of the request on `mem`, valid with mem.valid
+            "mem_lane": Out(range(LANES)),
         })
 
     @property
@@ -230,22 +233,34 @@ class TrackerTable(wiring.Component):
                 if self._deadlock_breaker:
                     m.d.comb += breaker.eq(heads[LANE_PRODUCER]["stall"] & stall)
                 track = track & ~breaker
+            # Only a request that completes its tile loads the fire register, so only that
+            # one waits for room there. Making every tracked request wait stalled the
+            # 4-device ring: each DMA queue full, each DMA waiting on its link, each link
+            # waiting on a tracker whose non-completing head waited for fire room.
+            new_k = Mux(hit, hit_count, 0) + 1
+            completes = _named(m, f"completes_l{k}",
+                               (new_k + 1 if self._fire_early else new_k) >= g2_thr)
             can_go = Signal(name=f"can_go{k}")
-            m.d.comb += can_go.eq(g2_v & (~track | ((hit | any_free) & fire_room)))
+            needs_room = Const(1) if self._fire_room_for_all else completes
+            m.d.comb += can_go.eq(g2_v & (~track | ((hit | any_free) & (~needs_room | fire_room))))
             heads.append({name: _named(m, f"{name}_l{k}", v) for name, v in dict(
                 g1v=g1_v, v=g2_v, req=g2, key=key, hitvec=hitvec, hit=hit, hit_count=hit_count,
-                refire=refire, track=track, thr=g2_thr, can_go=can_go, stall=stall).items()})
+                refire=refire, track=track, thr=g2_thr, completes=completes, can_go=can_go,
+                stall=stall).items()})
 
         # ---- lane selection = memory-controller arbitration ---------------------------
         # Each lane head is a stream (valid = can_go); compute = lane 0, communication =
         # lanes 1 and 2 round-robin; the MemoryArbiter picks and holds a stalled grant.
-        lane_streams = [stream.Signature(tracked_request(cfg)).create() for _ in range(LANES)]
+        # The lane index travels with the request through the merge and the arbiter, so
+        # `mem_lane` is held with a presented (stalled) grant like the payload itself.
+        lane_req = data.StructLayout({"req": tracked_request(cfg), "lane": range(LANES)})
+        lane_streams = [stream.Signature(lane_req).create() for _ in range(LANES)]
         for k, (ls, hd) in enumerate(zip(lane_streams, heads)):
-            m.d.comb += [ls.valid.eq(hd["can_go"]), ls.payload.eq(hd["req"])]
-        m.submodules.comm_merge = cm = StreamMerge(payload_shape=tracked_request(cfg), n=LANES - 1)
+            m.d.comb += [ls.valid.eq(hd["can_go"]), ls.payload.req.eq(hd["req"]),
+                         ls.payload.lane.eq(k)]
+        m.submodules.comm_merge = cm = StreamMerge(payload_shape=lane_req, n=LANES - 1)
         m.submodules.arbiter = arb = MemoryArbiter(
-            payload_shape=tracked_request(cfg), level_bits=len(self.queue_level),
-            starve_bits=STARVE_BITS)
+            payload_shape=lane_req, level_bits=len(self.queue_level), starve_bits=STARVE_BITS)
         wiring.connect(m, lane_streams[LANE_PRODUCER], arb.compute)
         for k in range(1, LANES):
             wiring.connect(m, lane_streams[k], cm.inputs()[k - 1])
@@ -257,18 +272,19 @@ class TrackerTable(wiring.Component):
         m.d.comb += sel.eq(Mux(arb.compute.ready, LANE_PRODUCER, cm.grant + 1))
         h = {name: _named(m, f"sel_{name}", _pick(sel, [hd[name] for hd in heads]))
              for name in heads[0]}
+        granted = arb.out.payload.req
         m.d.comb += [self.mem.valid.eq(arb.out.valid), arb.out.ready.eq(self.mem.ready),
-                     self.mem.payload.op.eq(arb.out.payload.op),
-                     self.mem.payload.addr.eq(arb.out.payload.addr),
-                     self.mem.payload.mask.eq(arb.out.payload.mask),
-                     self.mem.payload.data.eq(arb.out.payload.data)]
+                     self.mem.payload.op.eq(granted.op),
+                     self.mem.payload.addr.eq(granted.addr),
+                     self.mem.payload.mask.eq(granted.mask),
+                     self.mem.payload.data.eq(granted.data),
+                     self.mem_lane.eq(arb.out.payload.lane)]
         m.d.comb += xfer.eq(self.mem.valid & self.mem.ready)
 
         # ---- count update / allocation / fire ---------------------------------------
         new = Signal(cfg.count_bits + 1)
         m.d.comb += new.eq(Mux(h["hit"], h["hit_count"], 0) + 1)
-        fire_at = new + 1 if self._fire_early else new
-        fire_now = xfer & h["track"] & (fire_at >= h["thr"])
+        fire_now = xfer & h["track"] & h["completes"]
         over = xfer & h["track"] & (new > h["thr"])
         alloc = xfer & h["track"] & ~h["hit"] & ~fire_now
         free = xfer & h["track"] & h["hit"] & fire_now

@@ -11,18 +11,23 @@
 
 ``host``/``host_resp`` is the host's direct path to memory (READ and STORE, untracked,
 bypassing the address map): what a driver uses to load inputs and read results back.
-READ responses are routed back to their issuer (DMA engine or host) by a FIFO of source
-tags pushed when the READ enters the memory queue. Nothing is dropped: a full queue or a
-full tag FIFO backpressures.
+READ responses are routed back to their issuer by a FIFO of 2-bit source tags pushed
+when the READ enters the memory queue: the DMA engine, the host, or nobody -- a READ from
+the producer port (background GEMM operand traffic, hw/readgen.py; told apart from DMA
+READs by TrackTrigger's ``mem_lane``) has its response discarded and counted in
+``gemm_reads_done``. Nothing else is dropped: a full queue or a full tag FIFO
+backpressures.
 
 Counters for utilisation reports (32-bit, wrapping): ``mem_reqs`` (requests accepted by
 the memory), ``mem_busy_cycles`` (cycles the memory accepted a request),
-``queue_full_cycles``.
+``queue_full_cycles``, ``gemm_reads_done`` (producer READs answered and discarded).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+import enum
+
+from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -33,10 +38,21 @@ from .csr import csr_request, csr_response
 from .merge import StreamMerge
 from .nmc import ComputeMemory
 from .track_trigger import TrackTrigger
+from .tracker import LANE_PRODUCER
 
-__all__ = ["T3Unit"]
+__all__ = ["T3Unit", "ReadTag"]
 
 COUNTER_BITS = 32
+
+
+class ReadTag(enum.IntEnum):
+    """Who gets a READ's response (the response router's tag FIFO)."""
+    DMA = 0
+    HOST = 1
+    DISCARD = 2     # a producer (background GEMM) READ: nobody needs the data
+
+
+TAG_SHAPE = Shape.cast(ReadTag)
 
 
 class T3Unit(wiring.Component):
@@ -60,6 +76,7 @@ class T3Unit(wiring.Component):
             "mem_busy_cycles": Out(COUNTER_BITS),
             "queue_full_cycles": Out(COUNTER_BITS),
             "mem_error": Out(1),
+            "gemm_reads_done": Out(COUNTER_BITS),
         })
 
     @property
@@ -84,7 +101,7 @@ class T3Unit(wiring.Component):
         m.submodules.merge = mrg = StreamMerge(payload_shape=layouts.memory_request(cfg), n=2)
         m.submodules.queue = q = fifo.SyncFIFOBuffered(width=layouts.memory_request(cfg).size,
                                                        depth=cfg.mem_queue_depth)
-        m.submodules.tags = tags = fifo.SyncFIFO(width=1, depth=self.tag_depth)
+        m.submodules.tags = tags = fifo.SyncFIFO(width=TAG_SHAPE.width, depth=self.tag_depth)
 
         connect(m, wiring.flipped(self.producer), tt.producer)
         connect(m, wiring.flipped(self.ingress), tt.ingress)
@@ -98,12 +115,15 @@ class T3Unit(wiring.Component):
         connect(m, wiring.flipped(self.host), mrg.i1)
         is_read = Signal()
         m.d.comb += is_read.eq(mrg.o.payload.op == Op.READ)
-        # a READ needs a free tag slot; the tag says who gets the response (1 = host)
+        # a READ needs a free tag slot; the tag says who gets the response
+        tag = Signal(TAG_SHAPE)
+        m.d.comb += tag.eq(Mux(mrg.grant == 1, ReadTag.HOST,
+                               Mux(tt.mem_lane == LANE_PRODUCER, ReadTag.DISCARD, ReadTag.DMA)))
         m.d.comb += [
             q.w_data.eq(mrg.o.payload),
             q.w_en.eq(mrg.o.valid & (~is_read | tags.w_rdy)),
             mrg.o.ready.eq(q.w_rdy & (~is_read | tags.w_rdy)),
-            tags.w_data.eq(mrg.grant == 1),
+            tags.w_data.eq(tag),
             tags.w_en.eq(mrg.o.valid & mrg.o.ready & is_read),
         ]
         m.d.comb += [
@@ -115,17 +135,20 @@ class T3Unit(wiring.Component):
             self.mem_error.eq(mem.error),
         ]
         # responses back to their issuer, in order
-        to_host = Signal()
-        m.d.comb += to_host.eq(tags.r_data)
+        to_host, to_dma, discard = Signal(), Signal(), Signal()
+        m.d.comb += [to_host.eq(tags.r_data == ReadTag.HOST), to_dma.eq(tags.r_data == ReadTag.DMA),
+                     discard.eq(tags.r_data == ReadTag.DISCARD)]
         m.d.comb += [
             tt.mem_resp.payload.eq(mem.resp.payload),
             self.host_resp.payload.eq(mem.resp.payload),
-            tt.mem_resp.valid.eq(mem.resp.valid & tags.r_rdy & ~to_host),
+            tt.mem_resp.valid.eq(mem.resp.valid & tags.r_rdy & to_dma),
             self.host_resp.valid.eq(mem.resp.valid & tags.r_rdy & to_host),
             mem.resp.ready.eq(tags.r_rdy & (to_host & self.host_resp.ready
-                                            | ~to_host & tt.mem_resp.ready)),
+                                            | to_dma & tt.mem_resp.ready | discard)),
             tags.r_en.eq(mem.resp.valid & mem.resp.ready),
         ]
+        with m.If(mem.resp.valid & mem.resp.ready & discard):
+            m.d.sync += self.gemm_reads_done.eq(self.gemm_reads_done + 1)
         accepted = Signal()
         m.d.comb += accepted.eq(mem.req.valid & mem.req.ready)
         with m.If(accepted):

@@ -28,7 +28,8 @@ from . import fparith
 from .spec import FORMATS, ConfigError, Layout, T3Config
 
 __all__ = ["GemmSpec", "OutputGeometry", "Chunk", "Workload", "config_for", "check_config",
-           "split_chunks", "compute_partials", "make_workload", "ring_order", "stage_chunk"]
+           "split_chunks", "compute_partials", "make_workload", "ring_order", "stage_chunk",
+           "fire_queue_needed"]
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -282,15 +283,30 @@ def _next_pow2(x: int) -> int:
     return 1 << max(0, (x - 1).bit_length())
 
 
+def fire_queue_needed(gemm: GemmSpec, geo: OutputGeometry) -> int:
+    """Fired tiles each device's DMA queue must hold so that the fused ring cannot stop
+    with every fire register and DMA queue full (docs/programming.md, "Sizing").
+
+    Every WF tile of the output is one token that travels the ring: it enters as stage-1
+    stores, becomes a fire (a tile in a fire register or DMA queue) at each hop and dies
+    at the last all-gather hop; a fire needs the tile's link half, so a token is in at
+    most one place. A wait cycle through the fire queues needs every device's fire
+    register and queue full, i.e. ``devices x (depth + 1)`` tokens, which is impossible
+    when that exceeds the output's WF tiles: ``depth >= tiles // devices``."""
+    return max(1, geo.wf_grid[0] * geo.wf_grid[1] // gemm.devices)
+
+
 def config_for(gemm: GemmSpec, base_cfg: T3Config | None = None) -> T3Config:
     """``base_cfg`` (default: the paper's) with the GEMM's dtype (same ``line_bytes``),
-    ``ring_devices`` and a power-of-two ``mem_depth_lines`` that holds the output (never
-    shrunk)."""
+    ``ring_devices``, a power-of-two ``mem_depth_lines`` that holds the output and a
+    ``dma_queue_depth`` of at least :func:`fire_queue_needed` (neither is shrunk)."""
     base = base_cfg or T3Config()
     cfg = base.replace(dtype=gemm.dtype, ring_devices=gemm.devices)
-    need = gemm.out_base + gemm.geometry(cfg.lanes).total_lines
+    geo = gemm.geometry(cfg.lanes)
+    need = gemm.out_base + geo.total_lines
     depth = max(cfg.mem_depth_lines, _next_pow2(max(need, 16)))
-    return cfg.replace(mem_depth_lines=depth)
+    queue = max(cfg.dma_queue_depth, fire_queue_needed(gemm, geo))
+    return cfg.replace(mem_depth_lines=depth, dma_queue_depth=queue)
 
 
 def check_config(cfg: T3Config, gemm: GemmSpec) -> OutputGeometry:
@@ -304,6 +320,11 @@ def check_config(cfg: T3Config, gemm: GemmSpec) -> OutputGeometry:
     if geo.limit > cfg.mem_depth_lines:
         raise ConfigError(f"config: mem_depth_lines={cfg.mem_depth_lines}: the output needs lines "
                           f"[{gemm.out_base}, {geo.limit}) (use sim_models.gemm.config_for)")
+    queue = fire_queue_needed(gemm, geo)
+    if cfg.dma_queue_depth < queue:
+        raise ConfigError(f"config: dma_queue_depth={cfg.dma_queue_depth}: the fused ring needs "
+                          f">= {queue} (the output's WF tiles / devices; below that every fire "
+                          "queue can fill and the ring stop: use sim_models.gemm.config_for)")
     for axis, bits_name in ((0, "wf_outer_bits"), (1, "wf_inner_bits")):
         bits = getattr(cfg, bits_name)
         if geo.wf_grid[axis] > (1 << bits):

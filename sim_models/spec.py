@@ -177,7 +177,8 @@ class T3Config:
     wf_inner_bits: int = 8
     regions: int = 16                    # address-map / DMA-command regions per device
     count_bits: int = 12                 # tracker count width: lines x contributions per tile
-    dma_queue_depth: int = 8             # fired tiles waiting for the DMA engine
+    dma_queue_depth: int = 8             # fired tiles waiting for the DMA engine (a ring
+                                         # needs >= its WF tiles / devices: gemm.fire_queue_needed)
     mem_queue_depth: int = 16            # memory-controller request queue (MCA watches it)
     arbiter_policy: str = "mca"          # "fifo" (plain round-robin) or "mca"
     mca_queue_threshold: int = 8         # MCA: communication issues only below this occupancy
@@ -221,7 +222,7 @@ class T3Config:
         rng("wf_inner_bits", 1, 16)
         rng("regions", 1, 64)
         rng("count_bits", 2, 24)
-        rng("dma_queue_depth", 1, 256)
+        rng("dma_queue_depth", 1, 4096)
         rng("mem_queue_depth", 2, 1024)
         if self.arbiter_policy not in ("fifo", "mca"):
             _fail(where, "arbiter_policy", self.arbiter_policy, "must be 'fifo' or 'mca'")

@@ -57,6 +57,18 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _read_rate(text: str) -> float:
+    """``--gemm-reads``: background READs per cycle, 0 (off) or in [1/511, 1] (the finer
+    limit is checked by RingScenario, with the generator's resolution)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1] (READs per cycle)")
+    return v
+
+
 def _tile_text(t: tuple[int, int]) -> str:
     return f"{t[0]}x{t[1]}"
 
@@ -97,6 +109,9 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
                    help="max random extra cycles added to producer issue times (default 0)")
     p.add_argument("--backpressure", type=_fraction, default=d["backpressure"], metavar="P",
                    help="probability the testbench stalls a stream it sinks (default 0)")
+    p.add_argument("--gemm-reads", type=_read_rate, default=d["gemm_read_rate"], metavar="RATE",
+                   help="background GEMM operand READs per cycle per device in the compute "
+                        "stream, over the output buffer (0 = off, else 1/511..1; default 0)")
     p.add_argument("--no-allgather", action="store_true",
                    help="program the reduce-scatter only (no fused all-gather)")
     p.add_argument("--seed", type=nonneg_int, default=d["seed"],
@@ -115,7 +130,8 @@ def scenario_from_args(args: argparse.Namespace, modes: tuple[str, ...]):
                        tracker_entries=args.tracker_entries, link_latency=args.link_latency,
                        link_bw=args.link_bw, policy=args.policy,
                        fuse_allgather=not args.no_allgather, seed=args.seed, jitter=args.jitter,
-                       backpressure=args.backpressure, modes=modes)
+                       backpressure=args.backpressure, gemm_read_rate=args.gemm_reads,
+                       modes=modes)
     # every size/field check, before anything is written or built
     from sim_models.gemm import check_config, split_chunks
     gemm = scn.gemm()
@@ -305,6 +321,8 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         "scenario": scn.to_dict(), "sim": args.sim, "workdir": str(workdir),
         "modes_run": list(modes), "modes_available": list(avail),
         "baseline_cycles": cycles["baseline"], "t3_cycles": cycles["t3"], "speedup": speedup,
+        "tracker_entries": {"configured": scn.tracker_entries, **scn.tracker_sizing()},
+        "dma_queue_depth": scn.config().dma_queue_depth,
         "devices": devices, "verified": error is None and all(m in results for m in modes),
         "error": error,
         "lines_checked": {m: r.get("lines_checked") for m, r in results.items()},
@@ -332,7 +350,14 @@ def print_report(r: dict[str, Any]) -> None:
           f"{s['wf_tile'][0]}x{s['wf_tile'][1]}, {s['cus']} CUs, tracker {s['tracker_entries']}, "
           f"link {s['link_latency']} cycles {s['link_bw']} lines/cycle, policy {s['policy']}, "
           f"all-gather {'fused' if s['fuse_allgather'] else 'off'}, jitter {s['jitter']}, "
-          f"backpressure {s['backpressure']}, seed {s['seed']}, {r['sim']}")
+          f"backpressure {s['backpressure']}, GEMM reads {s.get('gemm_read_rate', 0.0)}/cycle, "
+          f"seed {s['seed']}, {r['sim']}")
+    te = r["tracker_entries"]
+    print(f"sizing: tracker {te['configured']} entries ({te['recommended']} recommended for this "
+          f"GEMM), DMA queue {r['dma_queue_depth']} (docs/programming.md \"Sizing\")")
+    if te["configured"] < te["min"]:
+        print(f"WARNING: fewer tracker entries than a chunk's {te['min']} WF tiles: the fused "
+              "ring stops in stage 1 unless the links buffer the rest of a chunk")
     print(f"workdir: {r['workdir']}")
     for m in ("baseline", "t3"):
         c = r[f"{m}_cycles"]
@@ -357,6 +382,9 @@ def print_report(r: dict[str, Any]) -> None:
             print(f"  {d:>6}    {_pct(u['mem_busy'])}     {_pct(u['link_busy'])}      "
                   f"{_pct(u['queue_full'])}  {u['tracker_fires']:>5}  {u['stall_cycles']:>12}  "
                   f"{occ:>9}")
+        reads = [u["counters"].get("gemm_reads", 0) for u in rows]
+        if any(reads):
+            print(f"  background GEMM READs answered (and discarded) per device: {reads}")
     w = r["wall_s"]
     print(f"wall: {w['total']:.1f} s (prepare {w.get('prepare_s', 0):.1f} s, Verilog "
           f"{w.get('verilog_s', 0):.1f} s, build + simulation {w.get('cocotb_s', 0):.1f} s)"

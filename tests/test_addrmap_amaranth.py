@@ -1,6 +1,7 @@
 """AddressMap in the Amaranth simulator: classification of producer requests and link
 arrivals against sim_models.program (DeviceProgram.region_of, Region.translate), with
-random idle cycles and backpressure; error flags for out-of-range addresses and READs."""
+random idle cycles and backpressure; producer READs (background GEMM traffic) local and
+untracked whatever the region; error flags for out-of-range addresses and link READs."""
 
 import random
 
@@ -28,8 +29,11 @@ def model(prog, reqs, *, ingress: bool):
     for q in reqs:
         i, r = prog.region_of(q["addr"])
         is_store = q["op"] == Op.STORE
-        if q["addr"] >= CFG.mem_depth_lines or q["op"] == Op.READ:
+        is_read = q["op"] == Op.READ
+        if q["addr"] >= CFG.mem_depth_lines or (ingress and is_read):
             continue
+        if not ingress and is_read:
+            r = None          # a producer READ: local, untracked, whatever the region
         if not ingress and r is not None and r.producer == ProducerAction.REMOTE:
             remote.append({"op": q["op"], "dest": prog.next_device,
                            "addr": r.translate(q["addr"], r.remote_base), "wf_id": q["wf_id"],
@@ -46,9 +50,10 @@ def model(prog, reqs, *, ingress: bool):
 
 
 def random_reqs(rng, n, *, ingress):
+    ops = [Op.STORE, Op.UPDATE] + ([] if ingress else [Op.READ])
     out = []
     for k in range(n):
-        q = {"op": rng.choice([Op.STORE, Op.UPDATE]), "addr": rng.randrange(0, CFG.mem_depth_lines),
+        q = {"op": rng.choice(ops), "addr": rng.randrange(0, CFG.mem_depth_lines),
              "wf_id": rng.randrange(256), "data": rng.getrandbits(64)}
         if ingress:
             q["dest"] = PROG.device
@@ -103,9 +108,9 @@ def test_classification_random(seed):
     assert st == {"err": 0, "p": 150, "i": 150, "r": len(rem)}
 
 
-@pytest.mark.parametrize("lane", ["producer", "ingress"])
-@pytest.mark.parametrize("flag,req", [("addr_range", {"op": Op.UPDATE, "addr": 230}),
-                                      ("bad_op", {"op": Op.READ, "addr": 15})])
+@pytest.mark.parametrize("lane,flag,req", [
+    (lane, "addr_range", {"op": op, "addr": 230}) for lane in ("producer", "ingress")
+    for op in (Op.UPDATE, Op.READ)] + [("ingress", "bad_op", {"op": Op.READ, "addr": 15})])
 def test_errors_consume_and_flag(lane, flag, req):
     dut = AddressMap(cfg=CFG)
     got = {}
@@ -136,6 +141,41 @@ def test_errors_consume_and_flag(lane, flag, req):
         {"addr_range": int(flag == "addr_range"), "bad_op": int(flag == "bad_op")}
     assert got["addr"] == req["addr"] and got["ing"] == int(lane == "ingress")
     assert got["after"] == 0
+
+
+def test_producer_read_is_local_untracked_in_every_region():
+    """A producer READ (background GEMM operand traffic) goes to ``local[0]`` untracked in
+    a TRACKED, a REMOTE, a LOCAL region and outside every region; nothing goes remote and
+    no flag is raised (the same READ from the link is ``bad_op``: test above)."""
+    dut = AddressMap(cfg=CFG)
+    addrs = [15, 45, 90, 150]              # TRACKED, REMOTE, LOCAL, no region
+    got = {"local": [], "remote": 0}
+
+    async def bench(ctx):
+        ctx.set(dut.regions, [region_values(CFG, PROG.regions[i]) for i in range(4)])
+        ctx.set(dut.next_device, PROG.next_device)
+        ctx.set(dut.enable, 1)
+        ctx.set(dut.local[0].ready, 1)
+        ctx.set(dut.remote.ready, 1)
+        await send(ctx, dut.producer, [{"op": Op.READ, "addr": a, "wf_id": 3, "data": 0}
+                                       for a in addrs])
+        for _ in range(5):
+            await ctx.tick()
+        got.update(err=int(ctx.get(dut.err.as_value())), reqs=ctx.get(dut.producer_reqs),
+                   sent=ctx.get(dut.remote_sent))
+
+    async def watch(ctx):
+        for _ in range(15):
+            _, _, lv, lp, rv = await ctx.tick().sample(dut.local[0].valid, dut.local[0].payload,
+                                                      dut.remote.valid)
+            if lv:
+                got["local"].append((int(lp.op), int(lp.addr), int(lp.tracked), int(lp.mask)))
+            got["remote"] += int(rv)
+
+    run(dut, bench, watch, deadline_cycles=40)
+    assert got["local"] == [(Op.READ, a, 0, 0xF) for a in addrs]
+    assert got["remote"] == 0 and got["sent"] == 0
+    assert got["err"] == 0 and got["reqs"] == len(addrs)
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")

@@ -76,6 +76,7 @@ BAD_VALUES = {
     "tile_arg": ["8x", "0x8", "axb", "8x8x8", "-8x8", "8"],
     "_fraction": ["nan?", "1", "-0.1", "1.5"],
     "_positive_float": ["fast", "0", "-1"],
+    "_read_rate": ["lots", "-0.25", "1.5", "nan", "inf", "0.0001"],
 }
 
 def _subparsers(parser: argparse.ArgumentParser, prefix: list[str]):

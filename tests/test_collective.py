@@ -144,3 +144,20 @@ def test_schedule_rows_n4():
             nxt = [q for q in rows if q["device"] == (r["device"] + 1) % 4 and q["stage"] == r["stage"] + 1]
             assert nxt[0]["chunk"] == r["chunk"]
     assert np.all([("DMA STORE" in r["sends"]) == (r["stage"] == 4) for r in rows])
+
+
+def test_tracker_entries_needed():
+    from sim_models.collective import chunk_tiles, tracker_entries_needed
+    from sim_models.gemm import split_chunks
+    # 256 x 512 on 32 lanes, 4 devices: chunks of 64 rows = 2 x 16 WF tiles of 32 x 32;
+    # + 4 open tiles (cus) + 1 arriving + 1 all-gather
+    g = GemmSpec(m=256, n=512, k=8, devices=4, wg_tile=(64, 64), wf_tile=(32, 32), cus=4)
+    cfg = config_for(g, T3Config(line_bytes=64))
+    chunks = split_chunks(g, g.geometry(cfg.lanes))
+    assert chunk_tiles(cfg, g, chunks) == 32
+    assert tracker_entries_needed(cfg, g, chunks) == 38
+    # uneven chunks (5 WG rows over 3 devices: 2, 2, 1 rows of 64): the largest counts
+    g = g.replace(m=320, devices=3, cus=2)
+    chunks = split_chunks(g, g.geometry(cfg.lanes))
+    assert chunk_tiles(cfg, g, chunks) == 4 * 16
+    assert tracker_entries_needed(cfg, g, chunks) == 64 + 2 + 2

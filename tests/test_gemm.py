@@ -5,14 +5,34 @@ import numpy as np
 import pytest
 
 from sim_models import fparith
-from sim_models.gemm import (GemmSpec, check_config, compute_partials, config_for, make_workload,
-                             split_chunks)
+from sim_models.gemm import (GemmSpec, check_config, compute_partials, config_for,
+                             fire_queue_needed, make_workload, split_chunks)
 from sim_models.program import split_wf_id
 from sim_models.spec import ConfigError, T3Config
 
 
 def small_cfg(dtype="fp16", line_bytes=16):
     return T3Config(dtype=dtype, line_bytes=line_bytes)
+
+
+def test_fire_queue_sizing():
+    # 256 x 512 fp16 on 64-byte lines (32 lanes), WF 32 x 32: 8 x 16 = 128 WF tiles; 4
+    # devices -> every fire register + queue full needs 4 x (depth + 1) tokens > 128 when
+    # depth >= 32 (docs/programming.md "Sizing")
+    g = GemmSpec(m=256, n=512, k=8, devices=4, wg_tile=(64, 64), wf_tile=(32, 32))
+    base = T3Config(line_bytes=64, mem_depth_lines=16)
+    assert fire_queue_needed(g, g.geometry(32)) == 32
+    cfg = config_for(g, base)
+    assert cfg.dma_queue_depth == 32
+    check_config(cfg, g)
+    with pytest.raises(ConfigError, match=r"dma_queue_depth=31: the fused ring needs >= 32"):
+        check_config(cfg.replace(dma_queue_depth=31), g)
+    # never shrunk below the configured depth; 3 devices: 128 // 3 = 42
+    assert config_for(g, base.replace(dma_queue_depth=64)).dma_queue_depth == 64
+    assert config_for(g.replace(devices=3), base).dma_queue_depth == 42
+    # a tiny output keeps the default
+    small = GemmSpec(m=16, n=16, k=4, devices=2, wg_tile=(8, 8), wf_tile=(4, 8))
+    assert config_for(small, small_cfg().replace(ring_devices=2)).dma_queue_depth == 8
 
 
 @pytest.mark.parametrize("layout", ["row", "col"])

@@ -146,7 +146,8 @@ def test_dump_layout_and_fold(tmp_path, layout, dtype, devices):
     # column-major with M not a multiple of the lanes: padded lines must be dropped
     m = 20 if layout == "col" else 32
     scn = RingScenario(devices=devices, m=m, n=32, k=8, dtype=dtype, layout=layout,
-                       wg_tile=(8, 8), wf_tile=(4, 4), line_bytes=8, cus=2, seed=4)
+                       wg_tile=(8, 8), wf_tile=(4, 4), line_bytes=8, cus=2, seed=4,
+                       tracker_entries=32)   # col fp32 x 2: chunks of 20 WF tiles
     _fake_run(tmp_path / "w", scn)
     out = cmd_sim.load_outputs(tmp_path / "w")
     assert cmd_sim.fold_check(out) is None

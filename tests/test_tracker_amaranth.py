@@ -288,3 +288,46 @@ def test_full_table_deadlock_is_broken_and_flagged():
     assert state["err"].overflow == 1
     assert int(state["key"].wf_id) == d
     assert fires[:2] == [a, b]                            # the live tiles completed
+
+
+class _FireRoomForAll(TrackerTable):
+    """The design before the fix: every tracked request waited for fire-register room."""
+    _fire_room_for_all = True
+
+
+@pytest.mark.parametrize("cls, passes", [(TrackerTable, True), (_FireRoomForAll, False)])
+def test_full_fire_register_holds_only_the_completing_request(cls, passes):
+    # One lane, contribs 1, 2x2-line tiles. Tile A completes and its fire waits in the fire
+    # register (fire.ready low). Tile B's first three lines do not complete B: they must
+    # still reach memory (a link whose requests waited on the DMA closed a wait cycle
+    # around the 4-device ring); B's fourth line completes B and must wait.
+    region = REGION.__class__(**{**REGION.__dict__, "update_contribs": 1})
+    a, b = all_tiles(region)[:2]
+    stream = [req(x, a) for x in tile_lines(region, a)] + [req(x, b) for x in tile_lines(region, b)]
+    dut = cls(cfg=CFG)
+    release = 60                             # cycle at which the DMA takes the fires
+    mem, fires = [], []
+
+    async def driver(ctx):
+        set_regions(ctx, dut, [region])
+        await send(ctx, dut.req[0], stream)
+
+    async def monitor(ctx):
+        ctx.set(dut.mem.ready, 1)
+        for cycle in range(release + 20):
+            ctx.set(dut.fire.ready, int(cycle >= release))
+            _, _, mv, mp, fv, fp = await ctx.tick().sample(dut.mem.valid, dut.mem.payload,
+                                                           dut.fire.valid, dut.fire.payload)
+            if mv:
+                mem.append((cycle, int(mp.addr)))
+            if fv and cycle >= release:
+                fires.append(int(fp.wf_id))
+
+    run(dut, driver, monitor, deadline_cycles=release + 40)
+    lines_a, lines_b = tile_lines(region, a), tile_lines(region, b)
+    held = [addr for cycle, addr in mem if cycle < release]
+    if passes:
+        assert held == lines_a + lines_b[:3], f"reached memory while the fire was held: {held}"
+        assert [addr for _, addr in mem] == lines_a + lines_b and fires == [a, b]
+    else:
+        assert held == lines_a, "the broken variant let a request past a full fire register"

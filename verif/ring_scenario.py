@@ -7,6 +7,13 @@ The testbench and this module exchange files in ``workdir``: ``trace/`` (the tra
 programming, docs/trace_format.md), ``golden.npz`` (every device's expected memory),
 ``expect.json`` (expected request counts) and ``result_<mode>.json`` /
 ``readback_<mode>.npz`` written by the testbench.
+
+Background GEMM reads (issue #5, ``gemm_read_rate`` > 0): every device's read generator
+(hw/readgen.py, in the ring top) issues READs of its output buffer at ``gemm_read_rate``
+READs per cycle (as ``num/den`` with den <= 511, the ring's credit width) for as long as
+the device's GEMM stores take: ``count = ceil(rate x max(last issue time + 1, producer
+requests))`` READs per device (:func:`gemm_read_counts`; finite also at rate 1, unlike
+``requests x rate / (1 - rate)``). READs change no memory: the golden model is the same.
 """
 
 from __future__ import annotations
@@ -14,20 +21,23 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
+from fractions import Fraction
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sim_models.gemm import GemmSpec, config_for, make_workload
+from sim_models.collective import tracker_entries_min, tracker_entries_needed
+from sim_models.gemm import GemmSpec, config_for, make_workload, split_chunks
 from sim_models.perf.rtl_model import RtlScenario
 from sim_models.spec import ConfigError, T3Config
 
 __all__ = ["RingScenario", "prepare", "run_scenario", "MODES", "available_modes",
-           "ScenarioFailure", "output_to", "load_results"]
+           "ScenarioFailure", "output_to", "load_results", "gemm_read_counts"]
 
 MODES = ("t3", "baseline")
 
@@ -38,7 +48,9 @@ class RingScenario(RtlScenario):
     (sizes in elements; link latency in cycles; link bandwidth in lines per cycle, the
     memory moving 1 line per cycle) plus what only the testbench needs: ``jitter``: max
     random extra cycles added to producer issue times; ``backpressure``: probability the
-    testbench stalls a stream it sinks (host read responses)."""
+    testbench stalls a stream it sinks (host read responses); ``gemm_read_rate``:
+    background GEMM operand READs per cycle per device in the compute stream (0 = off,
+    else in [1/511, 1]; see the module doc)."""
     seed: int = 0
     jitter: int = 0
     backpressure: float = 0.0
@@ -47,8 +59,16 @@ class RingScenario(RtlScenario):
     #: different sizes and link settings share one build (see hw_key)
     mem_depth_lines: int | None = None
     link_fifo: int | None = None
+    dma_queue_depth: int | None = None
+    gemm_read_rate: float = 0.0
 
     def __post_init__(self) -> None:
+        r = self.gemm_read_rate
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0.0 <= r <= 1.0:
+            raise ConfigError(f"gemm_read_rate={r!r}: must be a number in [0, 1] (READs per cycle)")
+        if 0 < r < 1 / gemm_read_max_den():
+            raise ConfigError(f"gemm_read_rate={r!r}: must be 0 or >= 1/{gemm_read_max_den()} "
+                              f"(the read generator's rate resolution)")
         for m in self.modes:
             if m not in MODES:
                 raise ConfigError(f"modes: {m!r}: must be one of {', '.join(MODES)}")
@@ -56,6 +76,11 @@ class RingScenario(RtlScenario):
             raise ConfigError(f"backpressure={self.backpressure}: must be in [0, 1)")
         if not isinstance(self.jitter, int) or self.jitter < 0:
             raise ConfigError(f"jitter={self.jitter!r}: must be a non-negative integer")
+
+    def gemm_read_ratio(self) -> tuple[int, int]:
+        """``gemm_read_rate`` as the generator's (num, den), den <= 511; (0, 1) when off."""
+        f = Fraction(self.gemm_read_rate).limit_denominator(gemm_read_max_den())
+        return f.numerator, f.denominator
 
     def gemm(self) -> GemmSpec:
         return GemmSpec(m=self.m, n=self.n, k=self.k, devices=self.devices, dtype=self.dtype,
@@ -75,7 +100,21 @@ class RingScenario(RtlScenario):
                 raise ConfigError(f"mem_depth_lines={self.mem_depth_lines}: the output needs "
                                   f"{cfg.mem_depth_lines} lines")
             cfg = cfg.replace(mem_depth_lines=self.mem_depth_lines)
+        if self.dma_queue_depth is not None:
+            # config_for sized it for this GEMM (sim_models.gemm.fire_queue_needed)
+            if self.dma_queue_depth < cfg.dma_queue_depth:
+                raise ConfigError(f"dma_queue_depth={self.dma_queue_depth}: this GEMM's ring "
+                                  f"needs {cfg.dma_queue_depth} (its WF tiles / devices)")
+            cfg = cfg.replace(dma_queue_depth=self.dma_queue_depth)
         return cfg
+
+    def tracker_sizing(self) -> dict[str, int]:
+        """``{"min": ..., "recommended": ...}`` tracker entries for this GEMM's fused ring
+        (sim_models.collective.tracker_entries_min / tracker_entries_needed)."""
+        gemm, cfg = self.gemm(), self.config()
+        chunks = split_chunks(gemm, gemm.geometry(cfg.lanes))
+        return {"min": tracker_entries_min(cfg, gemm, chunks),
+                "recommended": tracker_entries_needed(cfg, gemm, chunks)}
 
     def hw_key(self) -> dict[str, Any]:
         """The parameters that select a ring build (everything else is run time)."""
@@ -98,6 +137,20 @@ def link_depth(cfg: T3Config, fixed: int | None = None) -> int:
     if fixed is not None:
         return fixed
     return max(16, LinkModel.depth_for(cfg.link_latency_cycles, cfg.link_lines_per_cycle))
+
+
+def gemm_read_max_den() -> int:
+    """The largest ``den`` of the ring's read generators (their credit width)."""
+    from hw.ring import CREDIT_BITS
+    return (1 << CREDIT_BITS) - 1
+
+
+def gemm_read_counts(rate: float, traces) -> list[int]:
+    """Background READs per device: ``rate`` per cycle over the time the device's GEMM
+    stores take (the later of its last issue time + 1 and one request per cycle)."""
+    if rate == 0:
+        return [0] * len(traces)
+    return [math.ceil(rate * max(int(t.time[-1]) + 1 if len(t) else 0, len(t))) for t in traces]
 
 
 def prepare(scn: RingScenario, workdir: str | Path) -> dict[str, Any]:
@@ -129,6 +182,8 @@ def prepare(scn: RingScenario, workdir: str | Path) -> dict[str, Any]:
             "producer": int(c["producer_local"] + c["producer_remote"]),
         } for c in golden.counts],
         "link_depth": link_depth(cfg, scn.link_fifo),
+        "gemm_reads": dict(zip(("num", "den"), scn.gemm_read_ratio()),
+                           counts=gemm_read_counts(scn.gemm_read_rate, wl.traces)),
     }
     (workdir / "expect.json").write_text(json.dumps(expect, indent=1))
     return expect

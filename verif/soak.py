@@ -44,6 +44,9 @@ LINE_BYTES = 8
 TRACKER_ENTRIES = 16
 MEM_DEPTH_LINES = 256                # fixed memory depth and link FIFO: one build per
 LINK_FIFO = 128                      # (devices, dtype), as in verif/test_ring.py
+#: fixed DMA queue depth, >= sim_models.gemm.fire_queue_needed of every scenario draw()
+#: can make (75 at most: 8 devices, 2 x 2 WF tiles), shared with verif/test_ring.py
+DMA_QUEUE_DEPTH = 80
 
 
 def profile(devices: int, dtype: str) -> RingScenario:
@@ -53,7 +56,7 @@ def profile(devices: int, dtype: str) -> RingScenario:
     scn = RingScenario(devices=devices, dtype=dtype, m=m, n=16, k=8, wg_tile=(8, 8),
                        wf_tile=(4, 4), line_bytes=LINE_BYTES, cus=2, wg_cycles=8,
                        link_latency=10, link_bw=0.5, tracker_entries=TRACKER_ENTRIES,
-                       modes=("t3",), link_fifo=LINK_FIFO)
+                       modes=("t3",), link_fifo=LINK_FIFO, dma_queue_depth=DMA_QUEUE_DEPTH)
     # at least MEM_DEPTH_LINES, more when this profile's own output needs it
     depth = max(MEM_DEPTH_LINES, scn.config().mem_depth_lines)
     return dataclasses.replace(scn, mem_depth_lines=depth)
@@ -91,7 +94,8 @@ def draw(seed: int, devices: tuple[int, ...] = DEFAULT_DEVICES,
             link_bw=rng.choice((0.125, 0.25, 0.5, 1.0)), policy=rng.choice(("fifo", "mca")),
             fuse_allgather=rng.random() < 0.8, seed=seed, jitter=rng.randint(0, 6),
             backpressure=rng.choice((0.0, 0.1, 0.3, 0.6)), modes=("t3",),
-            mem_depth_lines=prof.mem_depth_lines, link_fifo=LINK_FIFO)
+            mem_depth_lines=prof.mem_depth_lines, link_fifo=LINK_FIFO,
+            dma_queue_depth=DMA_QUEUE_DEPTH)
         if _valid(scn) and scn.hw_key() == key:
             return scn
     raise RuntimeError(f"seed {seed}: no valid scenario for profile {n_dev}x{dtype} in 500 draws")

@@ -10,6 +10,13 @@ host port and compare it bit for bit with the golden model.
 ring reduce-scatter and all-gather as N-1 + N-1 DMA steps kicked through the CSRs with a
 barrier after each step, exactly as sim_models.baseline orders the additions.
 
+Background GEMM reads (scenario ``gemm_read_rate`` > 0, both modes): every device's read
+generator is armed (:meth:`RingTB.arm_gemm_reads`: rate, the output buffer as window,
+the per-device count of ``expect.json``) right before its producer trace starts; the
+reads count in the memory-request targets, and before reading memory back the testbench
+waits until every device's ``gemm_reads_done`` equals its ``gemm_reads_issued`` equals
+the count (:meth:`RingTB.wait_gemm_reads`).
+
 Parameters (verif.runner.tb_params): ``workdir`` prepared by verif.ring_scenario.prepare.
 Results go to ``workdir/result_<mode>.json`` (cycles, utilisation and the wall seconds of
 each phase, ``wall_s``) and ``workdir/readback_<mode>.npz``.
@@ -46,6 +53,8 @@ from .streams import TB, Struct, pack_line, unpack_line
 
 #: clock period (ns) of the testbench clock
 PERIOD_NS = 10
+#: cycles the host-port helpers (zeroing, readback) wait without progress before failing
+READBACK_STALL_CYCLES = 20_000
 
 
 class RingTB(TB):
@@ -74,6 +83,12 @@ class RingTB(TB):
             getattr(dut, f"producer__{i}__valid").value = 0
             getattr(dut, f"host__{i}__valid").value = 0
             getattr(dut, f"host_resp__{i}__ready").value = 0
+            # off until armed (the port keeps a previous test's value across the reset)
+            getattr(dut, f"gemm_read_count__{i}").value = 0
+        for name in ("num", "den", "base", "lines"):
+            getattr(dut, f"gemm_read_{name}").value = 0
+        #: background READs per device (0 = off), armed by arm_gemm_reads
+        self.gemm_read_counts = [int(c) for c in self.expect["gemm_reads"]["counts"]]
         num, den = self.cfg.link_credit_ratio
         dut.link_latency.value = self.cfg.link_latency_cycles
         dut.link_num.value = num
@@ -167,7 +182,8 @@ class RingTB(TB):
                     if timeout is not None and now - p["since"] > timeout:
                         raise AssertionError(
                             f"device {p['device']}: producer request {p['i']} of "
-                            f"{len(p['words'])} not accepted for {timeout} cycles (ring stalled)")
+                            f"{len(p['words'])} not accepted for {timeout} cycles (ring stalled; "
+                            f"{self.snapshot()}; sizing: docs/programming.md)")
                 else:
                     p["i"] += 1
                     if p["i"] < len(p["words"]):
@@ -177,6 +193,42 @@ class RingTB(TB):
                         p["last"] = now
             live = [p for p in live if p["last"] is None]
         return [p["last"] for p in ports]
+
+    def snapshot(self) -> str:
+        """Per device: memory-queue level and packets on the outgoing link (for stall
+        messages)."""
+        return ", ".join(f"dev {d} queue {int(getattr(self.dut, f'queue_level__{d}').value)} "
+                         f"link {int(getattr(self.dut, f'link_in_flight__{d}').value)}"
+                         for d in range(self.n))
+
+    def arm_gemm_reads(self) -> list[int]:
+        """Start every device's background GEMM reads (rate and count of expect.json,
+        window = the output buffer); returns the per-device counts (all 0 when off)."""
+        g = self.expect["gemm_reads"]
+        lo, hi = self.expect["out_lines"]
+        dut = self.dut
+        dut.gemm_read_num.value = int(g["num"])
+        dut.gemm_read_den.value = int(g["den"])
+        dut.gemm_read_base.value = lo
+        dut.gemm_read_lines.value = hi - lo
+        for d, c in enumerate(self.gemm_read_counts):
+            getattr(dut, f"gemm_read_count__{d}").value = c
+        return list(self.gemm_read_counts)
+
+    def gemm_reads(self) -> list[tuple[int, int]]:
+        """(issued, done) background READs per device."""
+        return [(int(getattr(self.dut, f"gemm_reads_issued__{d}").value),
+                 int(getattr(self.dut, f"gemm_reads_done__{d}").value)) for d in range(self.n)]
+
+    async def wait_gemm_reads(self, *, timeout: int) -> None:
+        """Wait until every device's background READs are all issued and answered."""
+        want = [(c, c) for c in self.gemm_read_counts]
+        for _ in range(timeout):
+            if self.gemm_reads() == want:
+                return
+            await self._edge
+        raise AssertionError(f"background GEMM reads (issued, done) per device {self.gemm_reads()}, "
+                             f"expected {want} after {timeout} cycles")
 
     # ---- completion ----------------------------------------------------------------
     async def wait_applied(self, targets: list[int], *, timeout: int) -> int:
@@ -227,8 +279,12 @@ class RingTB(TB):
             ports.append({"rv": rv, "rr": rr, "rp": rp, "sv": sv, "sr": sr, "sp": sp,
                           "rng": self.rng(f"readback{d}"), "sent": 0, "r": 0, "out": []})
         live = list(ports)
-        cycle = 0
+        cycle = last_progress = 0
         while live:
+            if cycle - last_progress > READBACK_STALL_CYCLES:
+                raise AssertionError("readback stalled: (READs accepted, responses) per device "
+                                     f"{[(p['sent'], len(p['out'])) for p in ports]} of {n} "
+                                     f"after {READBACK_STALL_CYCLES} cycles without progress")
             for p in live:
                 if len(p["out"]) < n:
                     p["r"] = 0 if cycle < hold or (bp and p["rng"].random() < bp) else 1
@@ -241,10 +297,12 @@ class RingTB(TB):
             for p in live:
                 if p["sent"] < n and int(p["rr"].value):
                     p["sent"] += 1
+                    last_progress = cycle
                     if p["sent"] == n:
                         p["rv"].value = 0
                 if p["r"] and len(p["out"]) < n and int(p["sv"].value):
                     p["out"].append(self.mresp.get(p["sp"].value.to_unsigned(), "data"))
+                    last_progress = cycle
                     if len(p["out"]) == n:
                         p["sr"].value = 0
             live = [p for p in live if len(p["out"]) < n or p["sent"] < n]
@@ -271,8 +329,13 @@ class RingTB(TB):
             rp.value = self.mreq.pack(op=int(Op.STORE), addr=a, mask=full, data=0)
             rv.value = 1
             await edge
-            while not int(rr.value):
+            for _ in range(READBACK_STALL_CYCLES):
+                if int(rr.value):
+                    break
                 await edge
+            else:
+                raise AssertionError(f"device {d}: host STORE to line {a} not accepted for "
+                                     f"{READBACK_STALL_CYCLES} cycles")
         rv.value = 0
 
     async def start(self, programs: list[DeviceProgram]) -> None:
@@ -308,6 +371,7 @@ class RingTB(TB):
             # the tracker's high-water mark (TRACKER_PEAK holds only this field)
             st["tracker_peak"] = await self.csr[d].read(regmap.reg(self.cfg, "TRACKER_PEAK").addr)
             st["irq"] = int(self.dut.irq.value) >> d & 1
+            st["gemm_reads"] = int(getattr(self.dut, f"gemm_reads_done__{d}").value)
             out.append(st)
         return out
 
@@ -338,7 +402,8 @@ def _timeout(tb: RingTB) -> int:
     longest = max(int(t.time[-1]) if len(t) else 0 for t in tb.traces)
     total = sum(len(t) for t in tb.traces)
     bw = tb.cfg.link_lines_per_cycle
-    return 4 * longest + int(8 * total / bw) + 50 * tb.cfg.link_latency_cycles + 10_000
+    return (4 * longest + int(8 * total / bw) + 50 * tb.cfg.link_latency_cycles + 10_000
+            + 2 * sum(tb.gemm_read_counts))
 
 
 @cocotb.test()
@@ -351,10 +416,12 @@ async def ring_t3(dut):
     await _gather([tb.csr[d].program(tb.programs[d]) for d in range(tb.n)])
     w1 = time.perf_counter()
     base = tb.mem_reqs()
+    reads = tb.arm_gemm_reads()
     start = tb.cycle
     await tb.play_traces(list(range(tb.n)), timeout=_timeout(tb))
-    targets = [b + e["mem_reqs"] for b, e in zip(base, tb.expect["t3"])]
+    targets = [b + e["mem_reqs"] + r for b, e, r in zip(base, tb.expect["t3"], reads)]
     end = await tb.wait_applied(targets, timeout=_timeout(tb))
+    await tb.wait_gemm_reads(timeout=_timeout(tb))
     w2 = time.perf_counter()
     cycles = end - start
     stats = await tb.stats()
@@ -414,10 +481,12 @@ async def ring_baseline(dut):
     region_of = [{r.base: i for i, r in enumerate(p.regions)} for p in progs]
     timeout = _timeout(tb)
     targets = tb.mem_reqs()
+    reads = tb.arm_gemm_reads()
     start = tb.cycle
     await _gather([tb.play_trace(d) for d in range(n)])
-    targets = [t + len(tb.traces[d]) for d, t in enumerate(targets)]
+    targets = [t + len(tb.traces[d]) + reads[d] for d, t in enumerate(targets)]
     t_gemm = await tb.wait_applied(targets, timeout=timeout)
+    await tb.wait_gemm_reads(timeout=timeout)
     steps = []
     for phase, first in ((0, 0), (1, 1)):          # RS sends chunk d-s, AG sends d-s+1
         for s in range(1, n):
