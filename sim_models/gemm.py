@@ -320,11 +320,6 @@ def check_config(cfg: T3Config, gemm: GemmSpec) -> OutputGeometry:
     if geo.limit > cfg.mem_depth_lines:
         raise ConfigError(f"config: mem_depth_lines={cfg.mem_depth_lines}: the output needs lines "
                           f"[{gemm.out_base}, {geo.limit}) (use sim_models.gemm.config_for)")
-    queue = fire_queue_needed(gemm, geo)
-    if cfg.dma_queue_depth < queue:
-        raise ConfigError(f"config: dma_queue_depth={cfg.dma_queue_depth}: the fused ring needs "
-                          f">= {queue} (the output's WF tiles / devices; below that every fire "
-                          "queue can fill and the ring stop: use sim_models.gemm.config_for)")
     for axis, bits_name in ((0, "wf_outer_bits"), (1, "wf_inner_bits")):
         bits = getattr(cfg, bits_name)
         if geo.wf_grid[axis] > (1 << bits):

@@ -24,7 +24,7 @@ from sim_models.spec import T3Config
 from . import eda, liberty
 
 __all__ = ["COMPOSITES", "SUMMED", "compose", "with_parts", "STEPS", "DESIGN_KEYS", "TOP_KEYS", "SCHEMA_ID", "CACHE_ROOT", "NOTES",
-           "UNIT_DESIGN", "GPU_CONTEXT", "measure_design", "collect", "to_markdown",
+           "UNIT_DESIGN", "GPU_CONTEXT", "measure_design", "collect", "to_markdown", "NEXTPNR_TIMEOUT_S",
            "cache_key"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,6 +54,8 @@ DESIGN_KEYS: dict[str, str] = {
     "ecp5_lutram": "ECP5 distributed RAMs (TRELLIS_DPR16X4, 16x4 bits each)",
     "ecp5_dsp": "ECP5 multipliers (MULT18X18D)",
     "fmax_mhz": "MHz, nextpnr-ecp5 Fmax of the block with registered I/O",
+    "fmax_kind": "'routed' (Fmax after routing), 'placed' (nextpnr's timing estimate after "
+                 "placement: routing did not finish within NEXTPNR_TIMEOUT_S) or null",
     "fpga_status": "'ok', 'does not fit: ...', 'skipped (--no-fpga)', 'skipped: N generic "
                    "cells > fpga_max_cells ...', 'timed out: ...' (--timeout), 'partial: ...' "
                    "(bottom-up) or 'error: ...'",
@@ -114,6 +116,12 @@ COMPOSITES: dict[str, dict[str, str]] = {
     "t3_unit": {"mem": "t3_compute_memory", "tt.amap": "t3_addrmap", "tt.tracker": "t3_tracker",
                 "tt.dma": "t3_dma", "tt.csr": "t3_csr"},
 }
+
+#: seconds nextpnr may run (at most; ``--timeout`` can lower it). A run stopped while
+#: routing reports nextpnr's post-placement timing estimate (``fmax_kind`` "placed"):
+#: the register block's wide read mux places in about 100 s but its routing had not
+#: converged after 600 s (docs/area.md).
+NEXTPNR_TIMEOUT_S = 300
 
 #: default of ``fpga_max_cells``: the FPGA flow of larger designs is left to an explicit
 #: run. Why: the 256-entry tracker (~80 k generic cells, ~31 k LUT4) needs more than 20
@@ -340,7 +348,8 @@ def _fpga_steps(name, verilog, cache, results, step, device, freq_mhz, timeout_s
         eda.check_fits(device, s)
         if not (cache.dir / "ecp5.json").exists():
             raise eda.EdaError("nextpnr: ecp5.json missing (re-run with a clean build/area)")
-        r = eda.nextpnr_ecp5(cache.dir, device=device, freq_mhz=freq_mhz, timeout_s=timeout_s)
+        r = eda.nextpnr_ecp5(cache.dir, device=device, freq_mhz=freq_mhz,
+                             timeout_s=min(timeout_s, NEXTPNR_TIMEOUT_S))
         r["utilization"] = {k: list(v) for k, v in r["utilization"].items() if v[0]}
         return r
 
@@ -388,6 +397,7 @@ def _entry(name: str, results: dict[str, dict], cached: list[str], *, fpga: bool
             e[k] = s.get(k)
     if "failed" not in p and p.get("fmax_mhz") is not None:
         e["fmax_mhz"] = round(p["fmax_mhz"], 1)
+        e["fmax_kind"] = p.get("fmax_kind", "routed")
     e["runtime_s"] = {st: (round(results[st]["seconds"], 2) if st in results else None)
                       for st in STEPS}
     e["cached_steps"] = [st for st in STEPS if st in cached]
@@ -414,8 +424,10 @@ def compose(name: str, glue: dict[str, Any], parts: dict[str, dict[str, Any]]) -
             vals = [v for v in vals if v is not None]
         total = None if not vals or None in vals else sum(vals)
         e[k] = round(total, 1) if isinstance(total, float) else total
-    fmax = [parts[p]["fmax_mhz"] for p in names if parts[p]["fmax_mhz"] is not None]
-    e["fmax_mhz"] = min(fmax) if fmax else None
+    placed = [p for p in names if parts[p]["fmax_mhz"] is not None]
+    e["fmax_mhz"] = min(parts[p]["fmax_mhz"] for p in placed) if placed else None
+    e["fmax_kind"] = None if not placed else "placed" if any(
+        parts[p]["fmax_kind"] == "placed" for p in placed) else "routed"
     unplaced = [p for p in names if parts[p]["fmax_mhz"] is None]
     if glue["fpga_status"] == "ok" and unplaced:
         e["fpga_status"] = "partial: not placed: " + ", ".join(
@@ -579,6 +591,10 @@ def to_markdown(data: dict[str, Any], *, config_label: str = "paper default") ->
         fp = d["fpga_status"]
         fpga_cells = [_fmt(d["ecp5_lut4"]), _fmt(d["ecp5_ff"]), _fmt(d["ecp5_bram"])]
         fmax = _fmt(d["fmax_mhz"], 1) if d["fmax_mhz"] is not None else fp
+        if d["fmax_kind"] == "placed":
+            fmax = f"~{fmax}"
+            notes.append(f"- `{n}`: ~Fmax = nextpnr's timing estimate after placement (routing "
+                         f"did not finish within {NEXTPNR_TIMEOUT_S} s).")
         if d["method"] == "bottom-up":
             notes.append(f"- `{n}` (bottom-up): glue logic with {', '.join(d['parts'])} as "
                          f"black boxes, plus their rows; Fmax = the slowest placed part"

@@ -36,7 +36,8 @@ from hw.verilog import strip_zero_memory_init, verilog_identifier
 
 __all__ = ["EdaError", "DoesNotFit", "Port", "StatModule", "tool", "tool_versions",
            "verilog_ports", "fpga_wrapper", "strip_zero_memory_init", "parse_stat_json", "flip_flop_count",
-           "parse_nextpnr_report", "parse_nextpnr_fmax_log", "nextpnr_error",
+           "parse_nextpnr_report", "parse_nextpnr_fmax_log", "nextpnr_error", "placement_estimate",
+           "EdaTimeout",
            "generic_synth", "cmos_transistors", "liberty_area", "ecp5_synth",
            "nextpnr_ecp5", "Ecp5Device", "ECP5_85K", "WRAPPER_TOP", "SRAM_MODULE"]
 
@@ -88,8 +89,12 @@ def _run(cmd: list[str], workdir: Path, step: str, timeout_s: float) -> tuple[st
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise EdaError(f"{step}: timed out after {timeout_s:.0f} s (log: {log})") from None
+    except subprocess.TimeoutExpired as e:
+        out = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
+                      for x in (e.stdout, e.stderr))
+        log.write_text(out)         # what the tool printed before it was stopped
+        raise EdaTimeout(f"{step}: timed out after {timeout_s:.0f} s (log: {log})", out,
+                         timeout_s) from None
     elapsed = time.monotonic() - t0
     out = p.stdout + p.stderr
     log.write_text(out)
@@ -97,6 +102,14 @@ def _run(cmd: list[str], workdir: Path, step: str, timeout_s: float) -> tuple[st
         raise EdaError(f"{step}: {Path(cmd[0]).name} exit status {p.returncode}: "
                        f"{_first_error(out)} (log: {log})")
     return out, elapsed
+
+
+class EdaTimeout(EdaError):
+    """A tool ran past its time limit; ``output`` is what it printed until then."""
+
+    def __init__(self, message: str, output: str, seconds: float):
+        super().__init__(message)
+        self.output, self.seconds = output, seconds
 
 
 def _first_error(text: str) -> str:
@@ -471,13 +484,37 @@ def nextpnr_ecp5(workdir: Path, *, device: Ecp5Device = ECP5_85K, freq_mhz: floa
            "--freq", f"{freq_mhz:g}", "--report", "nextpnr.json", "--seed", "1"]
     try:
         out, seconds = _run(cmd, workdir, "nextpnr", timeout_s)
-    except EdaError as e:
+    except EdaTimeout as e:
+        placed = placement_estimate(e.output)
+        if placed is None:
+            raise
+        return {**placed, "seconds": e.seconds}
+    except EdaError:
         log = workdir / "nextpnr.log"
-        if log.exists() and "timed out" not in str(e):
+        if log.exists():
             raise nextpnr_error(log.read_text()) from None
         raise
     report = parse_nextpnr_report((workdir / "nextpnr.json").read_text())
     if report["fmax_mhz"] is None:        # fall back on the log (older report formats)
         clocks = parse_nextpnr_fmax_log(out)
         report["fmax_mhz"] = min(clocks.values()) if clocks else None
-    return {**report, "seconds": seconds}
+    return {**report, "fmax_kind": "routed" if report["fmax_mhz"] is not None else None,
+            "seconds": seconds}
+
+
+_UTIL_RE = re.compile(r"Info:\s+([A-Z0-9_]+):\s+(\d+)/\s*(\d+)\s")
+
+
+def placement_estimate(log: str) -> dict[str, Any] | None:
+    """From the log of a nextpnr run stopped during routing: ``fmax_mhz`` = nextpnr's
+    timing estimate after placement (its "Max frequency" report before "Routing"; wire
+    delays are estimated, not routed), ``fmax_kind`` = "placed", ``utilization`` from the
+    device utilisation table. None when placement had not finished."""
+    head, sep, _ = log.partition("Info: Routing")
+    if not sep:
+        return None
+    clocks = parse_nextpnr_fmax_log(head)
+    if not clocks:
+        return None
+    util = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in _UTIL_RE.finditer(head)}
+    return {"fmax_mhz": min(clocks.values()), "fmax_kind": "placed", "utilization": util}

@@ -133,7 +133,45 @@ def test_ecp5_and_nextpnr(regs):
     log_fmax = eda.parse_nextpnr_fmax_log((work / "nextpnr.log").read_text())
     assert log_fmax and min(log_fmax.values()) == pytest.approx(pnr["fmax_mhz"], abs=0.01)
     report = eda.parse_nextpnr_report((work / "nextpnr.json").read_text())
-    assert report["fmax_mhz"] == pnr["fmax_mhz"]
+    assert report["fmax_mhz"] == pnr["fmax_mhz"] and pnr["fmax_kind"] == "routed"
+
+
+# The shape of nextpnr-ecp5's log (lines from a real run of the register block that was
+# stopped while routing): utilisation table, post-placement timing, then routing.
+_STOPPED_LOG = """Info: Device utilisation:
+Info: \t          TRELLIS_IO:       4/    365     1%
+Info: \t          TRELLIS_FF:    6155/  83640     7%
+Info: \t        TRELLIS_COMB:    5436/  83640     6%
+Info: Max frequency for clock '$glbnet$clk$TRELLIS_IO_IN': 52.78 MHz (FAIL at 100.00 MHz)
+Info: Routing globals...
+Info: Routing..
+Info:      79000 |    30775      47931 |  376   624 |     10575|       1.59      91.00|
+"""
+
+
+def test_placement_estimate_from_a_run_stopped_while_routing(tmp_path, monkeypatch):
+    est = eda.placement_estimate(_STOPPED_LOG)
+    assert est == {"fmax_mhz": 52.78, "fmax_kind": "placed",
+                   "utilization": {"TRELLIS_IO": (4, 365), "TRELLIS_FF": (6155, 83640),
+                                   "TRELLIS_COMB": (5436, 83640)}}
+    # stopped before placement finished: no estimate, the timeout stands
+    assert eda.placement_estimate(_STOPPED_LOG.split("Info: Max")[0]) is None
+    # a report after routing is not mistaken for a placement estimate (nothing after it)
+    assert eda.placement_estimate(_STOPPED_LOG.replace("Info: Routing", "Info: Placing")) is None
+
+    def stopped(cmd, workdir, step, timeout_s):
+        raise eda.EdaTimeout(f"{step}: timed out after {timeout_s:.0f} s", _STOPPED_LOG, timeout_s)
+
+    monkeypatch.setattr(eda, "_run", stopped)
+    r = eda.nextpnr_ecp5(tmp_path, timeout_s=7)
+    assert r["fmax_mhz"] == 52.78 and r["fmax_kind"] == "placed" and r["seconds"] == 7
+
+    def early(cmd, workdir, step, timeout_s):
+        raise eda.EdaTimeout(f"{step}: timed out after {timeout_s:.0f} s", "Info: Placing..", 7)
+
+    monkeypatch.setattr(eda, "_run", early)
+    with pytest.raises(eda.EdaTimeout, match="timed out after 7 s"):
+        eda.nextpnr_ecp5(tmp_path, timeout_s=7)
 
 
 def test_wrapper_keeps_every_port():

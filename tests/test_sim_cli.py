@@ -11,6 +11,7 @@ import pytest
 
 from sim_models.fold import fold_allreduce
 from sim_models.gemm import compute_partials, ring_order
+from sim_models.spec import ConfigError
 from t3 import cmd_sim
 from t3.cli import main
 from verif.ring_scenario import RingScenario, prepare
@@ -233,3 +234,13 @@ def test_waves_are_recorded(capsys, tmp_path, sim):
     # the value changes of a run of some hundreds of cycles: far more than a header
     assert data[0] == 0 and int.from_bytes(data[1:9], "big") == 329, data[:9]
     assert len(data) > 4096
+
+
+def test_fixed_dma_queue_below_the_ring_rule_is_rejected():
+    # 4 devices, 32 x 32 fp16 on 8-byte lines, WF 4 x 4: 8 x 8 = 64 WF tiles -> >= 16
+    kw = dict(devices=4, m=32, n=32, k=8, wg_tile=(8, 8), wf_tile=(4, 4), line_bytes=8)
+    assert RingScenario(**kw, dma_queue_depth=16).config().dma_queue_depth == 16
+    assert RingScenario(**kw).config().dma_queue_depth == 16
+    with pytest.raises(ConfigError, match=r"dma_queue_depth=15: the fused ring of this GEMM "
+                                          r"needs >= 16"):
+        RingScenario(**kw, dma_queue_depth=15).config()

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from sim_models.collective import tracker_entries_min, tracker_entries_needed
-from sim_models.gemm import GemmSpec, config_for, make_workload, split_chunks
+from sim_models.gemm import GemmSpec, config_for, fire_queue_needed, make_workload, split_chunks
 from sim_models.perf.rtl_model import RtlScenario
 from sim_models.spec import ConfigError, T3Config
 
@@ -101,10 +101,12 @@ class RingScenario(RtlScenario):
                                   f"{cfg.mem_depth_lines} lines")
             cfg = cfg.replace(mem_depth_lines=self.mem_depth_lines)
         if self.dma_queue_depth is not None:
-            # config_for sized it for this GEMM (sim_models.gemm.fire_queue_needed)
-            if self.dma_queue_depth < cfg.dma_queue_depth:
-                raise ConfigError(f"dma_queue_depth={self.dma_queue_depth}: this GEMM's ring "
-                                  f"needs {cfg.dma_queue_depth} (its WF tiles / devices)")
+            gemm = self.gemm()
+            need = fire_queue_needed(gemm, gemm.geometry(cfg.lanes))
+            if self.dma_queue_depth < need:
+                raise ConfigError(f"dma_queue_depth={self.dma_queue_depth}: the fused ring of "
+                                  f"this GEMM needs >= {need} (its WF tiles / devices; "
+                                  "docs/programming.md \"Sizing\")")
             cfg = cfg.replace(dma_queue_depth=self.dma_queue_depth)
         return cfg
 

@@ -294,7 +294,9 @@ async def misuse_flags(dut):
     tile = list(region.tile(cfg, wf).addresses())
     await b.producer.send(prod(Op.UPDATE, cfg.mem_depth_lines + 3))
     await expect_flag("addr_range", addr=cfg.mem_depth_lines + 3)
-    await b.producer.send(prod(Op.READ, 5))
+    # a READ is a misuse only on the link (a producer READ is background GEMM traffic:
+    # local, untracked; hw/addrmap.py)
+    await b.ingress.send(b.link.pack(op=int(Op.READ), dest=0, addr=5, wf_id=0, data=0))
     await expect_flag("bad_op", addr=5)
     await b.producer.send(prod(Op.UPDATE, 0, wf_id(cfg, 0, 0)))
     await expect_flag("tile_outside", key=(wf_id(cfg, 0, 0), 0))
