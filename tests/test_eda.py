@@ -134,6 +134,10 @@ def test_ecp5_and_nextpnr(regs):
     assert log_fmax and min(log_fmax.values()) == pytest.approx(pnr["fmax_mhz"], abs=0.01)
     report = eda.parse_nextpnr_report((work / "nextpnr.json").read_text())
     assert report["fmax_mhz"] == pnr["fmax_mhz"] and pnr["fmax_kind"] == "routed"
+    # placement only (large designs): nextpnr's estimate, same utilisation
+    placed = eda.nextpnr_ecp5(work, place_only=True)
+    assert placed["fmax_kind"] == "placed" and 10 < placed["fmax_mhz"] < 1000
+    assert placed["utilization"]["TRELLIS_IO"][0] == 4
 
 
 # The shape of nextpnr-ecp5's log (lines from a real run of the register block that was
