@@ -600,8 +600,10 @@ def to_markdown(data: dict[str, Any], *, config_label: str = "paper default") ->
         fmax = _fmt(d["fmax_mhz"], 1) if d["fmax_mhz"] is not None else fp
         if d["fmax_kind"] == "placed":
             fmax = f"~{fmax}"
-            why = (f"only placed: more than {FPGA_ROUTE_MAX_CELLS:,} generic cells"
-                   if (d["cells"] or 0) > FPGA_ROUTE_MAX_CELLS and d["method"] == "flat"
+            why = ("the slowest placed part's Fmax is such an estimate"
+                   if d["method"] == "bottom-up"
+                   else f"only placed: more than {FPGA_ROUTE_MAX_CELLS:,} generic cells"
+                   if (d["cells"] or 0) > FPGA_ROUTE_MAX_CELLS
                    else f"routing did not finish within {NEXTPNR_TIMEOUT_S} s")
             notes.append(f"- `{n}`: ~Fmax = nextpnr's timing estimate after placement ({why}).")
         if d["method"] == "bottom-up":
