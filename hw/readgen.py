@@ -31,11 +31,10 @@ from amaranth.lib.wiring import In, Out
 from sim_models.spec import ConfigError, Op, T3Config
 
 from . import layouts
+from .addrmap import COUNTER_BITS
 from .link import token_bucket
 
 __all__ = ["GemmReadGenerator"]
-
-COUNTER_BITS = 32
 
 
 class GemmReadGenerator(wiring.Component):

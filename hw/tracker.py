@@ -237,7 +237,8 @@ class TrackerTable(wiring.Component):
             # one waits for room there. Making every tracked request wait stalled the
             # 4-device ring: each DMA queue full, each DMA waiting on its link, each link
             # waiting on a tracker whose non-completing head waited for fire room.
-            new_k = Mux(hit, hit_count, 0) + 1
+            new_k = Signal(cfg.count_bits + 1, name=f"new_l{k}")     # count after this one
+            m.d.comb += new_k.eq(Mux(hit, hit_count, 0) + 1)
             completes = _named(m, f"completes_l{k}",
                                (new_k + 1 if self._fire_early else new_k) >= g2_thr)
             can_go = Signal(name=f"can_go{k}")
@@ -245,8 +246,8 @@ class TrackerTable(wiring.Component):
             m.d.comb += can_go.eq(g2_v & (~track | ((hit | any_free) & (~needs_room | fire_room))))
             heads.append({name: _named(m, f"{name}_l{k}", v) for name, v in dict(
                 g1v=g1_v, v=g2_v, req=g2, key=key, hitvec=hitvec, hit=hit, hit_count=hit_count,
-                refire=refire, track=track, thr=g2_thr, completes=completes, can_go=can_go,
-                stall=stall).items()})
+                refire=refire, track=track, thr=g2_thr, new=new_k, completes=completes,
+                can_go=can_go, stall=stall).items()})
 
         # ---- lane selection = memory-controller arbitration ---------------------------
         # Each lane head is a stream (valid = can_go); compute = lane 0, communication =
@@ -269,7 +270,9 @@ class TrackerTable(wiring.Component):
                      arb.threshold.eq(self.threshold), arb.starve_limit.eq(self.starve_limit),
                      self.comm_wait_max.eq(arb.comm_wait_max),
                      self.starved_grants.eq(arb.starved_grants)]
-        m.d.comb += sel.eq(Mux(arb.compute.ready, LANE_PRODUCER, cm.grant + 1))
+        # the lane of the request on `mem` (it travels with the request, so it is also
+        # stable while a grant is stalled): selects the head whose count is updated
+        m.d.comb += sel.eq(arb.out.payload.lane)
         h = {name: _named(m, f"sel_{name}", _pick(sel, [hd[name] for hd in heads]))
              for name in heads[0]}
         granted = arb.out.payload.req
@@ -278,12 +281,11 @@ class TrackerTable(wiring.Component):
                      self.mem.payload.addr.eq(granted.addr),
                      self.mem.payload.mask.eq(granted.mask),
                      self.mem.payload.data.eq(granted.data),
-                     self.mem_lane.eq(arb.out.payload.lane)]
+                     self.mem_lane.eq(sel)]
         m.d.comb += xfer.eq(self.mem.valid & self.mem.ready)
 
         # ---- count update / allocation / fire ---------------------------------------
-        new = Signal(cfg.count_bits + 1)
-        m.d.comb += new.eq(Mux(h["hit"], h["hit_count"], 0) + 1)
+        new = h["new"]
         fire_now = xfer & h["track"] & h["completes"]
         over = xfer & h["track"] & (new > h["thr"])
         alloc = xfer & h["track"] & ~h["hit"] & ~fire_now

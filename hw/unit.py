@@ -34,15 +34,14 @@ from amaranth.lib.wiring import In, Out, connect
 from sim_models.spec import Op, T3Config
 
 from . import designs, layouts
+from .addrmap import COUNTER_BITS
 from .csr import csr_request, csr_response
 from .merge import StreamMerge
 from .nmc import ComputeMemory
 from .track_trigger import TrackTrigger
 from .tracker import LANE_PRODUCER
 
-__all__ = ["T3Unit", "ReadTag"]
-
-COUNTER_BITS = 32
+__all__ = ["T3Unit", "ReadTag", "COUNTER_BITS"]
 
 
 class ReadTag(enum.IntEnum):

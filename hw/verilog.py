@@ -41,7 +41,7 @@ def to_verilog(component, name: str) -> str:
 # whose contents are all zero (only those; other memories keep theirs), so the memory
 # reaches Verilog without an `initial` block; _add_zero_loops then gives every memory
 # without one a loop. This relies on amaranth.back.rtlil.ModuleEmitter.emit_memory (a
-# private method of the pinned Amaranth 0.5.10); tests/test_verilog_zero_init.py fails
+# private method of the pinned Amaranth 0.5.10); tests/test_verilog_postprocess.py fails
 # loudly if it changes.
 # --------------------------------------------------------------------------------------
 

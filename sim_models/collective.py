@@ -103,14 +103,17 @@ def tracker_entries_min(cfg: T3Config, gemm: GemmSpec, chunks: list[Chunk]) -> i
     device after it. Measured: 2 devices, chunks of 20 tiles (40 lines), 16 entries and a
     16-line link FIFO stop; the same shape of 36-tile chunks with a 128-line link FIFO
     completes (the FIFO holds the whole 72-line chunk)."""
-    regions = (chunk_region(cfg, gemm, c, 0) for c in chunks)
-    return min(r.tiles_outer * r.tiles_inner for r in regions)
+    return min(_tiles_per_chunk(cfg, gemm, chunks))
 
 
 def chunk_tiles(cfg: T3Config, gemm: GemmSpec, chunks: list[Chunk]) -> int:
     """WF tiles of the largest chunk."""
+    return max(_tiles_per_chunk(cfg, gemm, chunks))
+
+
+def _tiles_per_chunk(cfg: T3Config, gemm: GemmSpec, chunks: list[Chunk]) -> list[int]:
     regions = (chunk_region(cfg, gemm, c, 0) for c in chunks)
-    return max(r.tiles_outer * r.tiles_inner for r in regions)
+    return [r.tiles_outer * r.tiles_inner for r in regions]
 
 
 def region_tiles(cfg: T3Config, region: Region) -> Iterator[int]:

@@ -23,9 +23,9 @@ from sim_models.spec import T3Config
 
 from . import eda, liberty
 
-__all__ = ["COMPOSITES", "SUMMED", "compose", "with_parts", "STEPS", "DESIGN_KEYS", "TOP_KEYS", "SCHEMA_ID", "CACHE_ROOT", "NOTES",
-           "UNIT_DESIGN", "GPU_CONTEXT", "measure_design", "collect", "to_markdown", "NEXTPNR_TIMEOUT_S", "FPGA_ROUTE_MAX_CELLS",
-           "cache_key"]
+__all__ = ["COMPOSITES", "SUMMED", "compose", "with_parts", "STEPS", "DESIGN_KEYS", "TOP_KEYS",
+           "SCHEMA_ID", "CACHE_ROOT", "NOTES", "UNIT_DESIGN", "GPU_CONTEXT", "measure_design",
+           "collect", "to_markdown", "NEXTPNR_TIMEOUT_S", "FPGA_ROUTE_MAX_CELLS", "cache_key"]
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE_ROOT = REPO / "build" / "area"
@@ -133,6 +133,11 @@ FPGA_MAX_CELLS = 120_000
 #: generic cells, ~31 k LUT4) takes far longer than `make report`'s 15-minute budget on 2
 #: cores, its placement about 5.5 CPU minutes (docs/area.md).
 FPGA_ROUTE_MAX_CELLS = 40_000
+
+
+def _place_only(cells: int | None) -> bool:
+    """nextpnr only places a design of this many generic cells (:data:`FPGA_ROUTE_MAX_CELLS`)."""
+    return cells is not None and cells > FPGA_ROUTE_MAX_CELLS
 
 #: keys a composite sums over its glue and parts
 SUMMED = ("cells", "flip_flops", "memory_bits", "sram_bits", "sram_macros", "transistors",
@@ -257,7 +262,7 @@ def measure_design(name: str, factory: Callable[[T3Config], Any], cfg: T3Config,
             return res
         except Exception as e:                 # a broken block must not stop the report
             res = {"failed": _one_line(e), "seconds": time.monotonic() - t0}
-            if isinstance(e, eda.EdaError) and "timed out after" in str(e):
+            if isinstance(e, eda.EdaTimeout):
                 res["timed_out"] = True        # a tool budget, not a broken design
             results[label] = res
             progress(f"  {name}: {label}: FAILED: {res['failed']}")
@@ -322,8 +327,6 @@ def _status_suffix(res: dict) -> str:
     return f": {res['failed']}" if "failed" in res else ""
 
 
-
-
 def _fpga_steps(name, verilog, cache, results, step, device, freq_mhz, timeout_s,
                 boxes=(), max_cells: int | None = None) -> None:
     cells = results.get("synth", {}).get("cells")
@@ -353,7 +356,7 @@ def _fpga_steps(name, verilog, cache, results, step, device, freq_mhz, timeout_s
         eda.check_fits(device, s)
         if not (cache.dir / "ecp5.json").exists():
             raise eda.EdaError("nextpnr: ecp5.json missing (re-run with a clean build/area)")
-        place_only = cells is not None and cells > FPGA_ROUTE_MAX_CELLS
+        place_only = _place_only(cells)
         r = eda.nextpnr_ecp5(cache.dir, device=device, freq_mhz=freq_mhz, place_only=place_only,
                              timeout_s=timeout_s if place_only
                              else min(timeout_s, NEXTPNR_TIMEOUT_S))
@@ -603,7 +606,7 @@ def to_markdown(data: dict[str, Any], *, config_label: str = "paper default") ->
             why = ("the slowest placed part's Fmax is such an estimate"
                    if d["method"] == "bottom-up"
                    else f"only placed: more than {FPGA_ROUTE_MAX_CELLS:,} generic cells"
-                   if (d["cells"] or 0) > FPGA_ROUTE_MAX_CELLS
+                   if _place_only(d["cells"])
                    else f"routing did not finish within {NEXTPNR_TIMEOUT_S} s")
             notes.append(f"- `{n}`: ~Fmax = nextpnr's timing estimate after placement ({why}).")
         if d["method"] == "bottom-up":

@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         PARTS[name].check(args)
     report: dict[str, Any] = {"schema": REPORT_SCHEMA, "config": cfg.to_dict()}
     sections, all_ok = [], True
-    # The parts are independent: they run at the same time (the area part is hours of
+    # The parts are independent: they run at the same time (the area part is minutes of
     # single-threaded tool runs spread over the cores, the ring runs wait on Verilator's
     # build), so the report takes about as long as its longest part.
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(selected)) as pool:

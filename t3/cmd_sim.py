@@ -23,7 +23,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .cmd_trace import tile_arg
 from .common import choice_error, nonneg_int, out_dir, positive_int
@@ -37,36 +37,24 @@ def _defaults() -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(RingScenario)}
 
 
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1)")
-    return v
+def _float_arg(ok: Callable[[float], bool], allowed: str) -> Callable[[str], float]:
+    """An argparse type: a number for which ``ok`` holds, else "'text' must be <allowed>"."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {allowed}")
+        return v
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return v
-
-
-def _read_rate(text: str) -> float:
-    """``--gemm-reads``: background READs per cycle, 0 (off) or in [1/511, 1] (the finer
-    limit is checked by RingScenario, with the generator's resolution)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1] (READs per cycle)")
-    return v
+_fraction = _float_arg(lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+_positive_float = _float_arg(lambda v: v > 0, "> 0")
+#: ``--gemm-reads``: 0 (off) or a rate in (0, 1]; the finer limit (>= 1/511, the
+#: generator's resolution) is RingScenario's check
+_read_rate = _float_arg(lambda v: 0.0 <= v <= 1.0, "in [0, 1] (READs per cycle)")
 
 
 def _tile_text(t: tuple[int, int]) -> str:

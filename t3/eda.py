@@ -497,7 +497,7 @@ def nextpnr_ecp5(workdir: Path, *, device: Ecp5Device = ECP5_85K, freq_mhz: floa
             raise nextpnr_error(log.read_text()) from None
         raise
     if place_only:
-        placed = placement_estimate(out + "\nInfo: Routing (not run: --no-route)\n")
+        placed = _post_placement(out)
         if placed is None:
             raise EdaError(f"nextpnr --no-route: no timing report in the log "
                            f"(log: {workdir / 'nextpnr.log'})")
@@ -519,10 +519,13 @@ def placement_estimate(log: str) -> dict[str, Any] | None:
     delays are estimated, not routed), ``fmax_kind`` = "placed", ``utilization`` from the
     device utilisation table. None when placement had not finished."""
     head, sep, _ = log.partition("Info: Routing")
-    if not sep:
-        return None
-    clocks = parse_nextpnr_fmax_log(head)
+    return _post_placement(head) if sep else None
+
+
+def _post_placement(log: str) -> dict[str, Any] | None:
+    """Fmax and utilisation of a log that ends after placement (no routing in it)."""
+    clocks = parse_nextpnr_fmax_log(log)
     if not clocks:
         return None
-    util = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in _UTIL_RE.finditer(head)}
+    util = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in _UTIL_RE.finditer(log)}
     return {"fmax_mhz": min(clocks.values()), "fmax_kind": "placed", "utilization": util}

@@ -47,3 +47,14 @@ async def collect(ctx, port, count: int, out: list, rng: random.Random | None = 
             if times is not None:
                 times.append(cycle)
     ctx.set(port.ready, 0)
+
+
+async def csr_write(ctx, dut, writes) -> None:
+    """Write ``(addr, value)`` pairs through ``dut``'s register bus (``csr_req`` /
+    ``csr_resp``), one at a time; the responses are taken and ignored."""
+    for addr, val in writes:
+        ctx.set(dut.csr_req.valid, 1)
+        ctx.set(dut.csr_req.payload, {"addr": addr, "write": 1, "wdata": val})
+        ctx.set(dut.csr_resp.ready, 1)
+        await ctx.tick().until(dut.csr_req.ready)
+    ctx.set(dut.csr_req.valid, 0)

@@ -12,7 +12,7 @@ from hw.track_trigger import TrackTrigger
 from sim_models.program import DeviceProgram, Region, wf_id
 from sim_models.regmap import program_writes, region_values
 from sim_models.spec import FireOp, Op, ProducerAction, T3Config
-from tests.amaranth_util import collect, run, send
+from tests.amaranth_util import collect, csr_write, run, send
 
 CFG = T3Config(line_bytes=8, mem_depth_lines=512, regions=4, tracker_entries=16,
                wf_outer_bits=4, wf_inner_bits=4, count_bits=8, ring_devices=4, dma_queue_depth=4,
@@ -102,17 +102,6 @@ def test_dma_tiles_random_backpressure(seed):
     assert st == {"tiles": len(fires), "lines": len(expect), "busy": 0}
 
 
-def _csr_write_all(ctx, dut, writes):
-    async def go():
-        for addr, val in writes:
-            ctx.set(dut.csr_req.valid, 1)
-            ctx.set(dut.csr_req.payload, {"addr": addr, "write": 1, "wdata": val})
-            ctx.set(dut.csr_resp.ready, 1)
-            await ctx.tick().until(dut.csr_req.ready)
-        ctx.set(dut.csr_req.valid, 0)
-    return go()
-
-
 def test_trigger_latency_constant():
     """Last tracked update accepted on `producer` -> first DMA READ on `mem`, no
     backpressure: exactly TrackTrigger.trigger_latency cycles (documented in docs/tracker.md)."""
@@ -127,7 +116,7 @@ def test_trigger_latency_constant():
     stamps = {}
 
     async def bench(ctx):
-        await _csr_write_all(ctx, dut, program_writes(CFG, prog))
+        await csr_write(ctx, dut, program_writes(CFG, prog))
         ctx.set(dut.mem.ready, 1)
         ctx.set(dut.egress.ready, 1)
         for a in lines:

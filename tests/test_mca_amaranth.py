@@ -17,7 +17,7 @@ from sim_models import regmap
 from sim_models.program import DeviceProgram
 from hw.tracker import LANE_LINK, LANE_PRODUCER
 from sim_models.spec import Op, T3Config
-from tests.amaranth_util import run
+from tests.amaranth_util import csr_write, run
 
 CFG = T3Config(line_bytes=8, mem_depth_lines=1024, regions=4, tracker_entries=16,
                ring_devices=2, mem_queue_depth=8, mca_queue_threshold=4)
@@ -46,12 +46,7 @@ def _run(policy: int, with_comm: bool, compute: str = "stores"):
     started = {"go": False}
 
     async def csr_then_go(ctx):
-        for addr, val in _writes(policy):
-            ctx.set(dut.csr_req.valid, 1)
-            ctx.set(dut.csr_req.payload, {"addr": addr, "write": 1, "wdata": val})
-            ctx.set(dut.csr_resp.ready, 1)
-            await ctx.tick().until(dut.csr_req.ready)
-        ctx.set(dut.csr_req.valid, 0)
+        await csr_write(ctx, dut, _writes(policy))
         started["go"] = True
 
     async def producer(ctx):

@@ -15,7 +15,7 @@ from hw.unit import T3Unit
 from sim_models import regmap
 from sim_models.program import DeviceProgram
 from sim_models.spec import ConfigError, Op, T3Config
-from tests.amaranth_util import run
+from tests.amaranth_util import csr_write, run
 
 CFG = T3Config(line_bytes=8, mem_depth_lines=256, regions=4, ring_devices=2)
 
@@ -113,28 +113,16 @@ def test_bad_parameters():
 
 # ---- through a T3 unit: producer READs are discarded, host READs still answered -------
 
-def _csr_write(dut, writes):
-    async def bench(ctx):
-        for addr, val in writes:
-            ctx.set(dut.csr_req.valid, 1)
-            ctx.set(dut.csr_req.payload, {"addr": addr, "write": 1, "wdata": val})
-            ctx.set(dut.csr_resp.ready, 1)
-            await ctx.tick().until(dut.csr_req.ready)
-        ctx.set(dut.csr_req.valid, 0)
-    return bench
-
-
 def test_unit_discards_producer_reads_and_answers_the_host():
     dut = T3Unit(cfg=CFG)
     rng = random.Random(5)
     n_prod, lines = 60, 20
     state = {"programmed": False, "host": [], "done": None}
     full = (1 << CFG.lanes) - 1
-    program = _csr_write(dut, regmap.program_writes(CFG, DeviceProgram(device=0, next_device=1,
-                                                                       regions=())))
+    program = regmap.program_writes(CFG, DeviceProgram(device=0, next_device=1, regions=()))
 
     async def control(ctx):
-        await program(ctx)
+        await csr_write(ctx, dut, program)
         # host stores a known pattern, then producer READs and host READs interleave
         for a in range(lines):
             ctx.set(dut.host.valid, 1)

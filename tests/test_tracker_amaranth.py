@@ -11,6 +11,7 @@ from sim_models.program import Region, wf_id
 from sim_models.regmap import region_values
 from sim_models.spec import ConfigError, FireOp, Op, ProducerAction, T3Config
 from tests.amaranth_util import collect, run, send
+from verif.formal.runner import mutant
 
 CFG = T3Config(line_bytes=8, mem_depth_lines=1024, regions=4, tracker_entries=16,
                wf_outer_bits=4, wf_inner_bits=4, count_bits=8)
@@ -290,12 +291,11 @@ def test_full_table_deadlock_is_broken_and_flagged():
     assert fires[:2] == [a, b]                            # the live tiles completed
 
 
-class _FireRoomForAll(TrackerTable):
-    """The design before the fix: every tracked request waited for fire-register room."""
-    _fire_room_for_all = True
-
-
-@pytest.mark.parametrize("cls, passes", [(TrackerTable, True), (_FireRoomForAll, False)])
+# the design before the fix (every tracked request waited for fire-register room) as the
+# broken variant
+@pytest.mark.parametrize("cls, passes", [
+    (TrackerTable, True), (mutant(TrackerTable, _fire_room_for_all=True), False)],
+    ids=["design", "fire_room_for_all"])
 def test_full_fire_register_holds_only_the_completing_request(cls, passes):
     # One lane, contribs 1, 2x2-line tiles. Tile A completes and its fire waits in the fire
     # register (fire.ready low). Tile B's first three lines do not complete B: they must
