@@ -37,8 +37,9 @@ def _defaults() -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(RingScenario)}
 
 
-def _float_arg(ok: Callable[[float], bool], allowed: str) -> Callable[[str], float]:
-    """An argparse type: a number for which ``ok`` holds, else "'text' must be <allowed>"."""
+def _float_arg(name: str, ok: Callable[[float], bool], allowed: str) -> Callable[[str], float]:
+    """An argparse type called ``name`` (argparse and tests/test_cli_fuzz.py know a type
+    by its name): a number for which ``ok`` holds, else "'text' must be <allowed>"."""
     def parse(text: str) -> float:
         try:
             v = float(text)
@@ -47,14 +48,15 @@ def _float_arg(ok: Callable[[float], bool], allowed: str) -> Callable[[str], flo
         if not ok(v):
             raise argparse.ArgumentTypeError(f"{text!r} must be {allowed}")
         return v
+    parse.__name__ = parse.__qualname__ = name
     return parse
 
 
-_fraction = _float_arg(lambda v: 0.0 <= v < 1.0, "in [0, 1)")
-_positive_float = _float_arg(lambda v: v > 0, "> 0")
+_fraction = _float_arg("_fraction", lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+_positive_float = _float_arg("_positive_float", lambda v: v > 0, "> 0")
 #: ``--gemm-reads``: 0 (off) or a rate in (0, 1]; the finer limit (>= 1/511, the
 #: generator's resolution) is RingScenario's check
-_read_rate = _float_arg(lambda v: 0.0 <= v <= 1.0, "in [0, 1] (READs per cycle)")
+_read_rate = _float_arg("_read_rate", lambda v: 0.0 <= v <= 1.0, "in [0, 1] (READs per cycle)")
 
 
 def _tile_text(t: tuple[int, int]) -> str:
