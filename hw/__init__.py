@@ -1,2 +1,2 @@
 """Amaranth 0.5 components of the T3 unit. Widths and encodings come from
-:mod:`sim_models.spec`."""
+:mod:`contract.spec`."""

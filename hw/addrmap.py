@@ -1,15 +1,15 @@
 """Address map (the paper's ``remote_map``): classify producer requests and link arrivals.
 
 Also home of the helpers the track & trigger blocks share: the region register layout
-(from :func:`sim_models.spec.region_fields`), the tile-geometry arithmetic of
-:meth:`sim_models.program.Region.tile` split into two pipeline steps, sticky error flags
+(from :func:`contract.spec.region_fields`), the tile-geometry arithmetic of
+:meth:`contract.program.Region.tile` split into two pipeline steps, sticky error flags
 and event counters.
 
 :class:`AddressMap` has two independent lanes, each a one-stage pipeline (1 cycle from
 acceptance to output, one request per cycle per lane):
 
 * ``producer`` (local GPU requests, :func:`spec.producer_request_fields`): a READ (the
-  GPU reading its GEMM operands, hw/readgen.py) -> ``local[0]`` untracked, whatever the
+  GPU reading its GEMM operands, hw/env/readgen.py) -> ``local[0]`` untracked, whatever the
   region. STORE/UPDATE by the region holding ``addr`` (first match; regions never
   overlap) and its ``producer`` action: LOCAL or no region -> ``local[0]`` untracked;
   REMOTE -> ``remote`` as a link packet {op, dest = next_device, addr - base +
@@ -33,8 +33,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim_models import spec
-from sim_models.spec import ConfigError, Op, ProducerAction, T3Config
+from contract import spec
+from contract.spec import ConfigError, Op, ProducerAction, T3Config
 
 from . import designs, layouts
 from .layouts import check_cfg

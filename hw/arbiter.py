@@ -27,7 +27,7 @@ from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim_models.spec import MCA_STARVE_BITS
+from contract.spec import MCA_STARVE_BITS
 
 __all__ = ["Policy", "MemoryArbiter"]
 

@@ -1,4 +1,4 @@
-"""Register block of the track & trigger unit, built from :mod:`sim_models.regmap`.
+"""Register block of the track & trigger unit, built from :mod:`contract.regmap`.
 
 Bus (documented in docs/regmap.md): ``req`` stream {addr, write, wdata} and ``resp``
 stream {rdata}; every request gets one response, in order, one request in flight (a
@@ -17,8 +17,8 @@ from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim_models import regmap
-from sim_models.spec import T3Config
+from contract import regmap
+from contract.spec import T3Config
 
 from . import designs, layouts
 from .addrmap import check_cfg, regions_layout

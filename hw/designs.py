@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sim_models.spec import T3Config
+from contract.spec import T3Config
 
 Factory = Callable[[T3Config], Any]
 
@@ -34,7 +34,7 @@ def load_all() -> dict[str, Factory]:
     """Import the block modules that register further designs."""
     import importlib
     for mod in ("hw.nmc", "hw.tracker", "hw.dma", "hw.addrmap", "hw.csr", "hw.arbiter",
-                "hw.link", "hw.track_trigger", "hw.unit", "hw.ring"):
+                "hw.env.link", "hw.track_trigger", "hw.unit", "hw.env.ring"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

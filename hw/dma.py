@@ -2,7 +2,7 @@
 
 A queue of ``cfg.dma_queue_depth`` fire events {wf_id, region, phase}. Per fire, the
 engine computes the tile geometry from the region registers (the formulas of
-:meth:`sim_models.program.Region.tile`, in two pipelined steps), then issues one READ per
+:meth:`contract.program.Region.tile`, in two pipelined steps), then issues one READ per
 line on ``rd`` in :meth:`TileGeometry.addresses` order (row by row, increasing address),
 at most one per cycle. Read responses arrive in order on ``resp``; each becomes one link
 packet {op = the region's fire op for the phase, dest = next_device,
@@ -28,7 +28,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from sim_models.spec import FireOp, Op, T3Config
+from contract.spec import FireOp, Op, T3Config
 
 from . import designs, layouts
 from .addrmap import (COUNTER_BITS, check_cfg, count_event, fire_layout, regions_layout,

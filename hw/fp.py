@@ -1,7 +1,7 @@
 """Pipelined IEEE 754 floating-point adder: one lane of the near-memory ALU.
 
 ``FloatAdder`` adds two raw bit patterns of one format (fp16, bf16 or fp32, widths from
-:data:`sim_models.spec.FORMATS`) with round to nearest even, gradual underflow, overflow
+:data:`contract.spec.FORMATS`) with round to nearest even, gradual underflow, overflow
 to infinity and IEEE signed zeros. Every NaN result is the format's canonical quiet NaN
 (input payloads are not propagated), so the adder equals
 :func:`sim_models.fparith.add_bits` bit for bit on every input pair.
@@ -26,7 +26,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sim_models.spec import DEFAULT_CONFIG, FORMATS, ConfigError, FloatFormat
+from contract.spec import DEFAULT_CONFIG, FORMATS, ConfigError, FloatFormat
 
 __all__ = ["FloatAdder", "STAGE_CUTS"]
 
@@ -63,7 +63,7 @@ class FloatAdder(wiring.Component):
     Parameters (keyword-only except ``fmt``)
     ----------
     fmt : str or FloatFormat
-        ``"fp16"``, ``"bf16"`` or ``"fp32"`` (a key of :data:`sim_models.spec.FORMATS`).
+        ``"fp16"``, ``"bf16"`` or ``"fp32"`` (a key of :data:`contract.spec.FORMATS`).
     stages : int
         Pipeline registers from inputs to result, 1..4 (default: the spec's
         ``fp_adder_stages``). Equal to :attr:`latency` in cycles.

@@ -1,15 +1,35 @@
-"""Amaranth layouts built from the field lists of :mod:`sim_models.spec` (one source)."""
+"""Amaranth layouts and enums built from :mod:`contract.spec` (one source).
 
-from amaranth.lib import data
+The contract defines every encoding as a plain Python ``IntEnum`` (it imports no HDL);
+here each becomes an :mod:`amaranth.lib.enum` enum with its contract width as the shape,
+so a payload field holding an opcode is typed (``payload.op == Op.UPDATE``) instead of a
+bare 2-bit value. Member names and values are copied from the contract, never restated.
+"""
 
-from sim_models import spec
+from amaranth.lib import data, enum
+
+from contract import spec
+
+from .component import check_cfg  # noqa: F401  (re-exported: the blocks' cfg check)
 
 
-def check_cfg(who: str, cfg) -> spec.T3Config:
-    """Every block's ``cfg`` argument check (one message for all of them)."""
-    if not isinstance(cfg, spec.T3Config):
-        raise spec.ConfigError(f"{who}: cfg={cfg!r}: must be a sim_models.spec.T3Config")
-    return cfg
+def hw_enum(source: type, bits: int) -> type:
+    """An :class:`amaranth.lib.enum.Enum` with ``source``'s members and ``bits`` as shape."""
+    meta = enum.EnumType
+    ns = meta.__prepare__(source.__name__, (enum.Enum,), shape=bits)
+    for member in source:
+        ns[member.name] = member.value
+    ns["__doc__"] = source.__doc__
+    ns["__module__"] = __name__
+    return meta(source.__name__, (enum.Enum,), ns, shape=bits)
+
+
+#: memory request opcode (contract.spec.Op), OP_BITS wide
+Op = hw_enum(spec.Op, spec.OP_BITS)
+#: what a fired tile sends (contract.spec.FireOp), FIRE_OP_BITS wide
+FireOp = hw_enum(spec.FireOp, spec.FIRE_OP_BITS)
+#: what the address map does with a producer request (contract.spec.ProducerAction)
+ProducerAction = hw_enum(spec.ProducerAction, spec.PRODUCER_ACTION_BITS)
 
 
 def struct(fields: spec.Fields) -> data.StructLayout:

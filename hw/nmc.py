@@ -1,6 +1,6 @@
 """Compute-enhanced memory: line storage plus a near-memory ALU next to the DRAM banks.
 
-:class:`ComputeMemory` executes READ, STORE and UPDATE requests (:class:`sim_models.spec.Op`)
+:class:`ComputeMemory` executes READ, STORE and UPDATE requests (:class:`contract.spec.Op`)
 on ``cfg.mem_depth_lines`` lines of ``cfg.lanes`` elements, in program order, one request
 per cycle. UPDATE is an atomic read-add-write per line done by :class:`NearMemoryAlu`
 (one :class:`hw.fp.FloatAdder` per lane). The golden model is
@@ -30,7 +30,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from sim_models.spec import OP_BITS, ConfigError, Op, T3Config
+from contract.spec import OP_BITS, ConfigError, Op, T3Config
 
 from . import designs, layouts
 from .fp import FloatAdder

@@ -32,8 +32,8 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from sim_models import regmap
-from sim_models.spec import T3Config
+from contract import regmap
+from contract.spec import T3Config
 
 from . import designs, layouts
 from .addrmap import AddressMap, check_cfg, count_event, fire_layout

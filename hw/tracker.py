@@ -39,8 +39,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim_models import spec
-from sim_models.spec import ConfigError, T3Config
+from contract import spec
+from contract.spec import ConfigError, T3Config
 
 from . import designs, layouts
 from .arbiter import MemoryArbiter

@@ -13,7 +13,7 @@
 bypassing the address map): what a driver uses to load inputs and read results back.
 READ responses are routed back to their issuer by a FIFO of 2-bit source tags pushed
 when the READ enters the memory queue: the DMA engine, the host, or nobody -- a READ from
-the producer port (background GEMM operand traffic, hw/readgen.py; told apart from DMA
+the producer port (background GEMM operand traffic, hw/env/readgen.py; told apart from DMA
 READs by TrackTrigger's ``mem_lane``) has its response discarded and counted in
 ``gemm_reads_done``. Nothing else is dropped: a full queue or a full tag FIFO
 backpressures.
@@ -31,7 +31,7 @@ from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from sim_models.spec import Op, T3Config
+from contract.spec import Op, T3Config
 
 from . import designs, layouts
 from .addrmap import COUNTER_BITS

@@ -24,7 +24,7 @@ import numpy as np
 
 from .fparith import add_bits, uint_dtype
 from .gemm import GemmSpec, check_config, split_chunks
-from .spec import T3Config
+from contract.spec import T3Config
 
 __all__ = ["BaselineResult", "run_baseline"]
 

@@ -3,7 +3,7 @@
 
 Ring: device d sends to (d + 1) mod N. Chunk c is owned (fully reduced) at device c.
 Device d computes chunk (d - s) mod N at stage s = 1..N. Every device gets one
-:class:`~sim_models.program.Region` per chunk, at the same line addresses on every device
+:class:`~contract.program.Region` per chunk, at the same line addresses on every device
 (``remote_base = dest_base = base``); what a region does depends on the chunk's stage:
 
 ===========  ==========  ===============  ===========  ==============  ===========
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .gemm import Chunk, GemmSpec, stage_chunk
-from .program import DeviceProgram, Region, TileGeometry, wf_id
-from .spec import PHASE_STORE, PHASE_UPDATE, FireOp, ProducerAction, T3Config
+from contract.program import DeviceProgram, Region, TileGeometry, wf_id
+from contract.spec import PHASE_STORE, PHASE_UPDATE, FireOp, ProducerAction, T3Config
 
 __all__ = ["chunk_stage", "chunk_region", "ring_programs", "tracker_entries_needed",
            "tracker_entries_min", "chunk_tiles", "DmaCommand",

@@ -2,7 +2,7 @@
 
 The near-memory ALU's golden semantics: IEEE 754 addition, round to nearest even,
 gradual underflow, overflow to infinity, signed zeros as IEEE says, and every NaN result
-replaced by the format's canonical quiet NaN (see :class:`sim_models.spec.FloatFormat`).
+replaced by the format's canonical quiet NaN (see :class:`contract.spec.FloatFormat`).
 
 fp16 and fp32 use numpy; bf16 uses ml_dtypes.bfloat16. numpy computes an fp16 sum in
 fp32 and rounds once more to fp16; that double rounding is exact because fp32's 24-bit
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spec import FloatFormat, float_format
+from contract.spec import FloatFormat, float_format
 
 __all__ = ["float_dtype", "uint_dtype", "add_bits", "to_float", "from_float", "canonicalize"]
 

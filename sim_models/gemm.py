@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import fparith
-from .spec import FORMATS, ConfigError, Layout, T3Config
+from contract.spec import FORMATS, ConfigError, Layout, T3Config
 
 __all__ = ["GemmSpec", "OutputGeometry", "Chunk", "Workload", "config_for", "check_config",
            "split_chunks", "compute_partials", "make_workload", "ring_order", "stage_chunk",

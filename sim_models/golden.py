@@ -1,6 +1,6 @@
 """The golden event-level model of N T3 units in a ring (fused RS, fused AG).
 
-Per device: the address map (the device's :class:`~sim_models.program.DeviceProgram`),
+Per device: the address map (the device's :class:`~contract.program.DeviceProgram`),
 near-memory STORE/UPDATE on a zero-initialised line memory (UPDATE =
 ``fparith.add_bits``, canonical NaN), a tracker keyed by ``(phase, wf_id)`` (phase 0 =
 UPDATE, 1 = STORE) counting lines against the region's threshold, and a trigger that,
@@ -36,8 +36,8 @@ from typing import Sequence
 import numpy as np
 
 from . import fparith
-from .program import DeviceProgram, Region
-from .spec import PHASE_STORE, PHASE_UPDATE, ConfigError, FireOp, Op, ProducerAction, T3Config
+from contract.program import DeviceProgram, Region
+from contract.spec import PHASE_STORE, PHASE_UPDATE, ConfigError, FireOp, Op, ProducerAction, T3Config
 
 __all__ = ["RingError", "FireRecord", "RingResult", "run_ring", "COUNT_KEYS"]
 

@@ -2,7 +2,7 @@
 
 The memory holds ``cfg.mem_depth_lines`` lines of ``cfg.lanes`` elements, stored as raw
 bit patterns (numpy ``uint16`` for fp16/bf16, ``uint32`` for fp32) and zero at reset.
-Requests (:class:`sim_models.spec.Op`) run in program order:
+Requests (:class:`contract.spec.Op`) run in program order:
 
 * ``READ``   returns the line (a copy); ``mask`` is ignored;
 * ``STORE``  ``line[i] = data[i]`` for every lane ``i`` whose ``mask`` bit is set;
@@ -10,7 +10,7 @@ Requests (:class:`sim_models.spec.Op`) run in program order:
   :func:`sim_models.fparith.add_bits` (IEEE round-to-nearest-even, canonical NaN).
 
 The hardware (hw/nmc.py) flags a bad request with its sticky ``error`` output and drops
-its effect; the model refuses it with a one-line :class:`~sim_models.spec.ConfigError`
+its effect; the model refuses it with a one-line :class:`~contract.spec.ConfigError`
 instead, so a testbench must not feed it requests it expects the hardware to reject.
 """
 
@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .fparith import add_bits
-from .spec import ConfigError, Op, T3Config
+from contract.spec import ConfigError, Op, T3Config
 
 __all__ = ["ComputeMemoryModel", "Request", "random_trace", "accept_schedule"]
 

@@ -5,7 +5,7 @@ issue order. :func:`producer_trace` generates it from a GEMM (timing rule in
 docs/programming.md); :func:`save_traces` / :func:`load_traces` write and read the
 on-disk format (docs/trace_format.md): ``trace.json`` (header: format name and version,
 config, GEMM, programming) and one ``device<d>.npz`` per device. The loader checks
-everything and raises :class:`~sim_models.spec.ConfigError` with one line
+everything and raises :class:`~contract.spec.ConfigError` with one line
 ``<file>: <field>: <problem>``.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from .gemm import Chunk, GemmSpec, OutputGeometry, check_config
-from .program import DeviceProgram
-from .spec import ConfigError, Op, ProducerAction, T3Config
+from contract.program import DeviceProgram
+from contract.spec import ConfigError, Op, ProducerAction, T3Config
 
 __all__ = ["Trace", "FORMAT_NAME", "FORMAT_VERSION", "HEADER_FILE", "producer_trace",
            "save_traces", "load_traces", "check_trace", "ROUTE_LOCAL", "ROUTE_REMOTE"]
@@ -40,7 +40,7 @@ FIELDS: dict[str, str] = {"time": "uint64", "wg_id": "uint32", "wf_id": "uint32"
 class Trace:
     """One device's producer requests in issue order. ``time``: issue cycle
     (non-decreasing); ``wg_id``/``wf_id``: issuing workgroup / wavefront tile; ``addr``:
-    line address; ``op``: :class:`~sim_models.spec.Op` (STORE or UPDATE); ``route``:
+    line address; ``op``: :class:`~contract.spec.Op` (STORE or UPDATE); ``route``:
     0 local, 1 remote (to the next device); ``data``: (len, lanes) raw bits."""
     time: np.ndarray
     wg_id: np.ndarray

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from sim_models.spec import ConfigError
+from contract.spec import ConfigError
 
 from .errors import UsageError
 

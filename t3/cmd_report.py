@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .area import FPGA_MAX_CELLS
+from flow.area import FPGA_MAX_CELLS
 from .common import add_config_arg, config_from_args, positive_int
 from .errors import UsageError
 
@@ -32,8 +32,8 @@ REPORT_KEYS: dict[str, str] = {
     "schema": f"'{REPORT_SCHEMA}'",
     "config": "the T3Config used (all fields)",
     "area": "area.json: per-block area and timing (docs/area.md)",
-    "throughput": "throughput.json: the RTL ring runs (t3.report_parts.THROUGHPUT_KEYS)",
-    "model": "model.json: the system model's paper sweep (t3.report_parts.MODEL_KEYS)",
+    "throughput": "throughput.json: the RTL ring runs (flow.report_parts.THROUGHPUT_KEYS)",
+    "model": "model.json: the system model's paper sweep (flow.report_parts.MODEL_KEYS)",
 }
 
 
@@ -97,7 +97,7 @@ def _area_check(args: argparse.Namespace) -> None:
 
 
 def _area_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, bool]:
-    from .area import collect, to_markdown
+    from flow.area import collect, to_markdown
     data = collect(cfg, getattr(args, "design", None), fpga=not getattr(args, "no_fpga", False),
                    timeout_s=getattr(args, "timeout", 600),
                    jobs=getattr(args, "jobs", os.cpu_count() or 1), progress=progress,
@@ -117,13 +117,13 @@ def _throughput_args(p: argparse.ArgumentParser) -> None:
 
 
 def _throughput_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, bool]:
-    from .report_parts import throughput
+    from flow.report_parts import throughput
     return throughput(cfg, sim=getattr(args, "sim", "verilator"),
                       workdir=Path("build") / "report_runs", progress=progress)
 
 
 def _model_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, bool]:
-    from .report_parts import model
+    from flow.report_parts import model
     return model(Path(args.out), progress=progress)
 
 

@@ -65,7 +65,7 @@ def _tile_text(t: tuple[int, int]) -> str:
 
 def add_scenario_args(p: argparse.ArgumentParser) -> None:
     """The ring scenario options (defaults: verif.ring_scenario.RingScenario's)."""
-    from sim_models.spec import FORMATS
+    from contract.spec import FORMATS
     d = _defaults()
     p.add_argument("--devices", type=positive_int, default=d["devices"],
                    help=f"ring devices, 2..8 (default {d['devices']})")
@@ -110,7 +110,7 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
 
 def scenario_from_args(args: argparse.Namespace, modes: tuple[str, ...]):
     """A validated RingScenario (ConfigError/UsageError with a one-line message)."""
-    from hw.ring import MAX_DEVICES
+    from hw.env.ring import MAX_DEVICES
     from verif.ring_scenario import RingScenario
     if not 2 <= args.devices <= MAX_DEVICES:
         raise UsageError(f"--devices={args.devices}: the RTL ring has 2..{MAX_DEVICES} devices")

@@ -23,7 +23,7 @@ def tile_arg(text: str) -> tuple[int, int]:
 
 
 def register(sub) -> None:
-    from sim_models.spec import FORMATS
+    from contract.spec import FORMATS
     p = sub.add_parser("trace", help="generate GEMM store traces + ring programming")
     p.add_argument("--devices", type=positive_int, default=4, help="ring devices (default 4)")
     p.add_argument("--m", type=positive_int, required=True, help="output rows (elements)")

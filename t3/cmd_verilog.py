@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hw.designs import load_all
-    from hw.verilog import generate
+    from flow.verilog import generate
     cfg = config_from_args(args)
     designs = load_all()
     if args.list:
@@ -53,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
 def check_verilog(path: Path, top: str) -> tuple[bool, str]:
     """Lint, compile and synthesise one generated file. Returns (ok, messages).
 
-    Synthesis is Yosys' generic ``synth`` through the report flow (t3/eda.py): memories
+    Synthesis is Yosys' generic ``synth`` through the report flow (flow/eda.py): memories
     of SRAM size (>= SRAM_MIN_DEPTH words) are kept as memory macros instead of being
     expanded to flip-flops, as a real implementation would use SRAM."""
-    from hw.lint import iverilog_compile, lint
-    from .eda import EdaError, generic_synth
+    from flow.lint import iverilog_compile, lint
+    from flow.eda import EdaError, generic_synth
     ok1, m1 = lint(path, top)
     ok2, m2 = iverilog_compile(path, top, path.with_suffix(".vvp"))
     work = path.parent / f".{top}.synth"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from sim_models.spec import DEFAULT_CONFIG, T3Config, load_config
+from contract.spec import DEFAULT_CONFIG, T3Config, load_config
 
 from .errors import UsageError
 
 
 def add_config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE",
-                   help="hardware configuration TOML (keys of sim_models.spec.T3Config, "
+                   help="hardware configuration TOML (keys of contract.spec.T3Config, "
                         "optionally under [t3]); default: the paper's")
 
 

@@ -1,5 +1,5 @@
 """AddressMap in the Amaranth simulator: classification of producer requests and link
-arrivals against sim_models.program (DeviceProgram.region_of, Region.translate), with
+arrivals against contract.program (DeviceProgram.region_of, Region.translate), with
 random idle cycles and backpressure; producer READs (background GEMM traffic) local and
 untracked whatever the region; error flags for out-of-range addresses and link READs."""
 
@@ -8,9 +8,9 @@ import random
 import pytest
 
 from hw.addrmap import AddressMap
-from sim_models.program import DeviceProgram, Region
-from sim_models.regmap import region_values
-from sim_models.spec import ConfigError, Op, ProducerAction, T3Config
+from contract.program import DeviceProgram, Region
+from contract.regmap import region_values
+from contract.spec import ConfigError, Op, ProducerAction, T3Config
 from tests.amaranth_util import collect, run, send
 
 CFG = T3Config(line_bytes=8, mem_depth_lines=200, regions=4, wf_outer_bits=4, wf_inner_bits=4,

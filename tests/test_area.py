@@ -1,4 +1,4 @@
-"""t3.area and `t3 report area`: the flow on real blocks, the cache, the direction of
+"""flow.area and `t3 report area`: the flow on real blocks, the cache, the direction of
 change with the configuration, the JSON schema (as documented), and CLI errors."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from hw.designs import load_all
-from sim_models.spec import DEFAULT_CONFIG, T3Config
-from t3 import area, liberty
+from contract.spec import DEFAULT_CONFIG, T3Config
+from flow import area, liberty
 from t3.cli import main
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "area.md"

@@ -103,7 +103,7 @@ def test_model_monotonic_in_link_and_compute():
 
 
 def test_bad_mode_is_a_clear_error():
-    from sim_models.spec import ConfigError
+    from contract.spec import ConfigError
     with pytest.raises(ConfigError, match="mode='fused'"):
         predict(RtlScenario(), "fused")
 

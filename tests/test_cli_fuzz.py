@@ -405,7 +405,7 @@ def test_random_trace_header_mutations(files, tmp_path):
 def test_random_config_mutations(files, tmp_path):
     """Seeded: random key/value edits of a T3 config; `t3 verilog --list --config`
     loads it first, so it must succeed or refuse with the one-line error."""
-    from sim_models.spec import DEFAULT_CONFIG
+    from contract.spec import DEFAULT_CONFIG
     rng = random.Random(SEED + 1)
     base = DEFAULT_CONFIG.to_dict()
     refused = 0

@@ -9,7 +9,7 @@ import pytest
 from sim_models.collective import dma_commands, region_tiles, schedule_rows
 from sim_models.gemm import GemmSpec, config_for, make_workload
 from sim_models.golden import run_ring
-from sim_models.spec import FireOp, Op, ProducerAction as PA, T3Config
+from contract.spec import FireOp, Op, ProducerAction as PA, T3Config
 
 R, T = PA.REMOTE, PA.TRACKED
 N_, U, S = FireOp.NONE, FireOp.UPDATE, FireOp.STORE

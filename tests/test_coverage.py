@@ -46,7 +46,7 @@ endmodule
 @pytest.fixture(scope="module")
 def demo_dat(tmp_path_factory) -> Path:
     """coverage.dat of the DEMO design, written by a Verilator --binary build."""
-    from hw.lint import ensure_tool_path
+    from flow.lint import ensure_tool_path
     ensure_tool_path()
     if shutil.which("verilator") is None:
         pytest.skip("verilator not installed")
@@ -152,8 +152,8 @@ def test_bad_dat_is_a_one_line_error(tmp_path, text, why):
 # ---- functional points ---------------------------------------------------------------
 
 def test_every_error_flag_and_op_dtype_has_a_point():
-    from sim_models.regmap import ERROR_FLAGS
-    from sim_models.spec import FORMATS, Op
+    from contract.regmap import ERROR_FLAGS
+    from contract.spec import FORMATS, Op
     assert {f"error.{f}" for f in ERROR_FLAGS} <= set(coverage.POINTS)
     assert {f"nmc.{o.name.lower()}.{d}" for o in Op for d in FORMATS} <= set(coverage.POINTS)
     with pytest.raises(KeyError, match="unknown coverage point"):

@@ -9,9 +9,9 @@ import pytest
 
 from hw.dma import DmaEngine
 from hw.track_trigger import TrackTrigger
-from sim_models.program import DeviceProgram, Region, wf_id
-from sim_models.regmap import program_writes, region_values
-from sim_models.spec import FireOp, Op, ProducerAction, T3Config
+from contract.program import DeviceProgram, Region, wf_id
+from contract.regmap import program_writes, region_values
+from contract.spec import FireOp, Op, ProducerAction, T3Config
 from tests.amaranth_util import collect, csr_write, run, send
 
 CFG = T3Config(line_bytes=8, mem_depth_lines=512, regions=4, tracker_entries=16,

@@ -1,4 +1,4 @@
-"""t3.eda: every step runs the real tools on a tiny Amaranth design whose numbers are
+"""flow.eda: every step runs the real tools on a tiny Amaranth design whose numbers are
 known by construction (register bits, memory size, port widths), and the parsers read
 the tools' real output."""
 
@@ -12,8 +12,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.verilog import to_verilog
-from t3 import eda, liberty
+from flow.verilog import to_verilog
+from flow import eda, liberty
 
 
 class _Tiny(wiring.Component):
@@ -205,7 +205,7 @@ def test_tool_error_is_one_line(tmp_path):
 
 def test_checked_in_liberty_is_generated():
     assert liberty.LIBERTY_PATH.read_text() == liberty.liberty_text(), \
-        "t3/data/t3_area.lib is stale: run `python -m t3.liberty`"
+        "flow/data/t3_area.lib is stale: run `python -m flow.liberty`"
     assert liberty.sram_area_um2(1000) == pytest.approx(1000 * 0.346 / 0.5)
 
 

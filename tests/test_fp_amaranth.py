@@ -12,7 +12,7 @@ from amaranth.hdl import UnusedElaboratable
 
 from hw.fp import STAGE_CUTS, FloatAdder
 from sim_models import fparith
-from sim_models.spec import DEFAULT_CONFIG, FORMATS, ConfigError, T3Config
+from contract.spec import DEFAULT_CONFIG, FORMATS, ConfigError, T3Config
 from tests.amaranth_util import run
 from verif import fp_vectors as V
 

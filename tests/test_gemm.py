@@ -7,8 +7,8 @@ import pytest
 from sim_models import fparith
 from sim_models.gemm import (GemmSpec, check_config, compute_partials, config_for,
                              fire_queue_needed, make_workload, split_chunks)
-from sim_models.program import split_wf_id
-from sim_models.spec import ConfigError, T3Config
+from contract.program import split_wf_id
+from contract.spec import ConfigError, T3Config
 
 
 def small_cfg(dtype="fp16", line_bytes=16):

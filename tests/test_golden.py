@@ -13,7 +13,7 @@ from sim_models.baseline import run_baseline
 from sim_models.fold import fold_allreduce, fold_chunk
 from sim_models.gemm import GemmSpec, config_for, make_workload
 from sim_models.golden import RingError, run_ring
-from sim_models.spec import FireOp, Op, T3Config
+from contract.spec import FireOp, Op, T3Config
 from sim_models.trace import Trace, save_traces
 from t3.cli import main
 

@@ -5,7 +5,7 @@ import random
 import pytest
 from amaranth.hdl import unsigned
 
-from hw.link import LinkModel
+from hw.env.link import LinkModel
 from tests.amaranth_util import collect, run, send
 
 

@@ -3,7 +3,7 @@
 A compute stream (producer requests, back to back) competes with a communication stream
 (link arrivals, back to back) for the single memory port. The compute stream is either
 the GEMM's stores alone or stores mixed with background GEMM operand READs (issue #5:
-every other producer request a READ, as hw/readgen.py merged in front of the producer
+every other producer request a READ, as hw/env/readgen.py merged in front of the producer
 port gives them). Stated margin: under MCA with starvation limit L, the compute stream
 keeps at least (1 - 1/L) of the throughput it has alone, and every communication
 request waits at most L - 1 cycles (ARB_STATUS); the plain round-robin policy halves the
@@ -13,10 +13,10 @@ compute stream's throughput. Each request on ``mem`` is also checked against the
 import pytest
 
 from hw.track_trigger import TrackTrigger
-from sim_models import regmap
-from sim_models.program import DeviceProgram
+from contract import regmap
+from contract.program import DeviceProgram
 from hw.tracker import LANE_LINK, LANE_PRODUCER
-from sim_models.spec import Op, T3Config
+from contract.spec import Op, T3Config
 from tests.amaranth_util import csr_write, run
 
 CFG = T3Config(line_bytes=8, mem_depth_lines=1024, regions=4, tracker_entries=16,

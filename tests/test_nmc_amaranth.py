@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 
 from hw.nmc import ComputeMemory, NearMemoryAlu
 from sim_models.nmc_model import ComputeMemoryModel, accept_schedule, random_trace
-from sim_models.spec import ConfigError, Op, T3Config, memory_request_fields
+from contract.spec import ConfigError, Op, T3Config, memory_request_fields
 from verif.streams import Struct, pack_line, unpack_line
 
 DTYPES = ("fp16", "bf16", "fp32")

@@ -8,7 +8,7 @@ import pytest
 
 from sim_models.fparith import from_float, to_float
 from sim_models.nmc_model import ComputeMemoryModel
-from sim_models.spec import ConfigError, Op, T3Config
+from contract.spec import ConfigError, Op, T3Config
 
 DTYPES = ("fp16", "bf16", "fp32")
 

@@ -8,7 +8,7 @@ import pytest
 from sim_models.perf.config_io import CONFIG_DIR
 from sim_models.perf.hardware import load_hardware
 from sim_models.perf.workloads import load_workloads
-from sim_models.spec import ConfigError
+from contract.spec import ConfigError
 from t3.cli import main
 
 HW_TEXT = (CONFIG_DIR / "hardware_paper.toml").read_text()
@@ -86,6 +86,6 @@ def test_bad_workloads_file(tmp_path, capsys, pat, rep, key, problem):
 
 def test_shipped_files_load():
     hw, wl = load_hardware(), load_workloads()
-    assert hw.gpu.compute_units == 80 and hw.link.bandwidth_GBps == 150
+    assert hw.gpu.compute_units == 80 and hw.env.link.bandwidth_GBps == 150
     assert [m.name for m in wl.models] == ["Mega-GPT-2", "T-NLG", "GPT-3", "PALM", "MT-NLG"]
     assert wl.tokens == 8192

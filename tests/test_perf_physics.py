@@ -12,7 +12,7 @@ from sim_models.perf.hardware import hardware_from_rtl, load_hardware
 from sim_models.perf.sublayer import CONFIGS, evaluate
 from sim_models.perf.traffic import baseline_traffic, t3_traffic
 from sim_models.perf.workloads import Sublayer, load_workloads
-from sim_models.spec import T3Config
+from contract.spec import T3Config
 
 HW = load_hardware()
 SUBS = load_workloads().instances()

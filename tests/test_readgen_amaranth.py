@@ -1,4 +1,4 @@
-"""GemmReadGenerator (hw/readgen.py) in the Amaranth simulator: the issue cycles of a
+"""GemmReadGenerator (hw/env/readgen.py) in the Amaranth simulator: the issue cycles of a
 num/den rate match an independent token-bucket model cycle for cycle (and so the count
 in any den-aligned window), the address walk wraps over the window, ``count`` stops it,
 backpressure holds the presented request; and, through a whole T3Unit, the generator's
@@ -10,11 +10,11 @@ import random
 
 import pytest
 
-from hw.readgen import GemmReadGenerator
+from hw.env.readgen import GemmReadGenerator
 from hw.unit import T3Unit
-from sim_models import regmap
-from sim_models.program import DeviceProgram
-from sim_models.spec import ConfigError, Op, T3Config
+from contract import regmap
+from contract.program import DeviceProgram
+from contract.spec import ConfigError, Op, T3Config
 from tests.amaranth_util import csr_write, run
 
 CFG = T3Config(line_bytes=8, mem_depth_lines=256, regions=4, ring_devices=2)

@@ -1,4 +1,4 @@
-"""The register map (sim_models.regmap), its generated document and the Csr block built
+"""The register map (contract.regmap), its generated document and the Csr block built
 from it: program a device through the bus and read every register back."""
 
 import random
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from hw.csr import Csr
-from sim_models import regmap
-from sim_models.program import DeviceProgram, Region
-from sim_models.spec import ConfigError, FireOp, ProducerAction, T3Config
+from contract import regmap
+from contract.program import DeviceProgram, Region
+from contract.spec import ConfigError, FireOp, ProducerAction, T3Config
 from tests.amaranth_util import run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,7 +20,7 @@ CFG = T3Config(line_bytes=8, mem_depth_lines=1000, regions=3, tracker_entries=16
 def test_doc_is_up_to_date():
     doc = (REPO / "docs" / "regmap.md").read_text()
     assert doc == regmap.render_markdown(), \
-        "docs/regmap.md is stale: run `python -m sim_models.regmap > docs/regmap.md`"
+        "docs/regmap.md is stale: run `python -m contract.regmap > docs/regmap.md`"
 
 
 def test_map_is_consistent():

@@ -13,7 +13,7 @@ def test_throughput_part_runs_the_ring_and_reports_its_numbers(tmp_path, capsys)
     rc = main(["report", "--out", str(tmp_path), "throughput", "--sim", "icarus"])
     assert rc == 0
     data = json.loads((tmp_path / "throughput.json").read_text())
-    from t3.report_parts import THROUGHPUT_KEYS
+    from flow.report_parts import THROUGHPUT_KEYS
     assert list(data) == list(THROUGHPUT_KEYS)
     cyc = data["cycles"]
     assert cyc["t3_mca"] < cyc["baseline"] and cyc["t3_plain"] < cyc["baseline"]
@@ -34,7 +34,7 @@ def test_model_part_writes_figures_and_headline(tmp_path):
     assert rc == 0
     data = json.loads((tmp_path / "model.json").read_text())
     assert len(data["rows"]) == 140
-    from t3.report_parts import MODEL_KEYS
+    from flow.report_parts import MODEL_KEYS
     assert list(data) == list(MODEL_KEYS)
     for fig in data["figures"]:
         assert (tmp_path / fig).stat().st_size > 1000
@@ -50,7 +50,7 @@ def _documented() -> set[str]:
 
 def test_report_schema_is_documented():
     from t3.cmd_report import REPORT_KEYS
-    from t3.report_parts import MODEL_KEYS, THROUGHPUT_KEYS
+    from flow.report_parts import MODEL_KEYS, THROUGHPUT_KEYS
     assert set(REPORT_KEYS) | set(THROUGHPUT_KEYS) | set(MODEL_KEYS) <= _documented()
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from sim_models.fold import fold_allreduce
 from sim_models.gemm import compute_partials, ring_order
-from sim_models.spec import ConfigError
+from contract.spec import ConfigError
 from t3 import cmd_sim
 from t3.cli import main
 from verif.ring_scenario import RingScenario, prepare

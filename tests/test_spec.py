@@ -2,7 +2,7 @@
 
 import pytest
 
-from sim_models.spec import (ConfigError, FORMATS, T3Config, fields_width, link_packet_fields,
+from contract.spec import (ConfigError, FORMATS, T3Config, fields_width, link_packet_fields,
                              load_config, memory_request_fields)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sim_models.gemm import GemmSpec, config_for, make_workload
-from sim_models.spec import ConfigError, T3Config
+from contract.spec import ConfigError, T3Config
 from sim_models.trace import load_header, load_traces, save_traces
 
 

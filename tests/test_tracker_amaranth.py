@@ -1,15 +1,15 @@
 """TrackerTable in the Amaranth simulator: throughput, back-to-back hits, the table-full
 stall path, fire ordering, every misuse flag. Expected fires come from
-sim_models.program (Region.tile / threshold), not from the hardware."""
+contract.program (Region.tile / threshold), not from the hardware."""
 
 import random
 
 import pytest
 
 from hw.tracker import TrackerTable
-from sim_models.program import Region, wf_id
-from sim_models.regmap import region_values
-from sim_models.spec import ConfigError, FireOp, Op, ProducerAction, T3Config
+from contract.program import Region, wf_id
+from contract.regmap import region_values
+from contract.spec import ConfigError, FireOp, Op, ProducerAction, T3Config
 from tests.amaranth_util import collect, run, send
 from verif.formal.runner import mutant
 

@@ -1,4 +1,4 @@
-"""hw.verilog's post-processing of Amaranth's Verilog: all-zero memory contents as a
+"""flow.verilog's post-processing of Amaranth's Verilog: all-zero memory contents as a
 loop (other contents kept word by word; the synthesis flow strips both forms), and
 identical modules merged. (Simulation semantics are covered by the cocotb suites, which
 all run this Verilog: e.g. verif/tb_nmc.py's zero_init test reads a fresh memory.)"""
@@ -10,11 +10,11 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.lint import lint
+from flow.lint import lint
 from hw.nmc import ComputeMemory
 from hw.fp import FloatAdder
-from hw.verilog import dedupe_modules, strip_zero_memory_init, to_verilog
-from sim_models.spec import T3Config
+from flow.verilog import dedupe_modules, strip_zero_memory_init, to_verilog
+from contract.spec import T3Config
 
 
 class _TwoMemories(wiring.Component):

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from hw.designs import load_all
-from hw.verilog import generate
-from sim_models.spec import T3Config
+from flow.verilog import generate
+from contract.spec import T3Config
 from t3.cmd_verilog import check_verilog
 
 SMALL = T3Config(line_bytes=8, mem_depth_lines=64, tracker_entries=16, regions=4,
@@ -25,7 +25,7 @@ def test_design_lints_compiles_and_synthesises(name, tmp_path):
     if name == "t3_ring":
         # N units + link models: the units are synthesised above (t3_unit); the ring's
         # own synthesis takes minutes and runs in `make verilog` / the report flow
-        from hw.lint import iverilog_compile, lint
+        from flow.lint import iverilog_compile, lint
         for ok, msg in (lint(path, name), iverilog_compile(path, name, tmp_path / "r.vvp")):
             assert ok, msg
         return
@@ -35,7 +35,7 @@ def test_design_lints_compiles_and_synthesises(name, tmp_path):
 
 def test_ports_are_named():
     path_text = None
-    from hw.verilog import to_verilog
+    from flow.verilog import to_verilog
     path_text = to_verilog(load_all()["t3_memory_arbiter"](SMALL), "arb")
     for port in ("compute__valid", "compute__ready", "comm__payload", "out__valid", "policy"):
         assert re.search(rf"\b(input|output)\s.*\b{port}\b", path_text), port

@@ -114,7 +114,7 @@ def _commit() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
                              capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "hw", "verif", "sim_models/spec.py"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "hw", "verif", "contract/spec.py"],
                                cwd=REPO, text=True, capture_output=True).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

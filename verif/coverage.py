@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from sim_models.regmap import ERROR_FLAGS
-from sim_models.spec import FORMATS, Op
+from contract.regmap import ERROR_FLAGS
+from contract.spec import FORMATS, Op
 
 #: point -> what it means. Parametrised families are expanded below.
 POINTS: dict[str, str] = {

@@ -1,12 +1,12 @@
 """Drive the track & trigger register bus from cocotb, and program a device from its
-:class:`sim_models.program.DeviceProgram` (the writes come from
-:func:`sim_models.regmap.program_writes`: one source for the register map)."""
+:class:`contract.program.DeviceProgram` (the writes come from
+:func:`contract.regmap.program_writes`: one source for the register map)."""
 
 from __future__ import annotations
 
-from sim_models import regmap
-from sim_models.program import DeviceProgram
-from sim_models.spec import T3Config
+from contract import regmap
+from contract.program import DeviceProgram
+from contract.spec import T3Config
 
 from .streams import Struct
 

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from sim_models.spec import DEFAULT_CONFIG, ConfigError
+from contract.spec import DEFAULT_CONFIG, ConfigError
 
 HERE = Path(__file__).resolve().parent
 BUILD = HERE.parent / "build" / "fp_exhaustive"
@@ -25,8 +25,8 @@ FLAGS = {"fp16": "-DFMT_FP16", "bf16": "-DFMT_BF16", "fp32": "-DFMT_FP32"}
 
 def build(fmt: str, stages: int) -> Path:
     from hw.fp import FloatAdder
-    from hw.lint import ensure_tool_path, waiver_args
-    from hw.verilog import generate
+    from flow.lint import ensure_tool_path, waiver_args
+    from flow.verilog import generate
     ensure_tool_path()
     top = f"fp_exhaustive_{fmt}_s{stages}"
     mdir = BUILD / top

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from sim_models import fparith
-from sim_models.spec import FloatFormat, float_format
+from contract.spec import FloatFormat, float_format
 
 __all__ = ["special_values", "special_pairs", "random_pairs", "check", "exact_add",
            "vectors"]

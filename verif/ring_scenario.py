@@ -9,7 +9,7 @@ programming, docs/trace_format.md), ``golden.npz`` (every device's expected memo
 ``readback_<mode>.npz`` written by the testbench.
 
 Background GEMM reads (issue #5, ``gemm_read_rate`` > 0): every device's read generator
-(hw/readgen.py, in the ring top) issues READs of its output buffer at ``gemm_read_rate``
+(hw/env/readgen.py, in the ring top) issues READs of its output buffer at ``gemm_read_rate``
 READs per cycle (as ``num/den`` with den <= 511, the ring's credit width) for as long as
 the device's GEMM stores take: ``count = ceil(rate x max(last issue time + 1, producer
 requests))`` READs per device (:func:`gemm_read_counts`; finite also at rate 1, unlike
@@ -34,7 +34,7 @@ import numpy as np
 from sim_models.collective import tracker_entries_min, tracker_entries_needed
 from sim_models.gemm import GemmSpec, config_for, fire_queue_needed, make_workload, split_chunks
 from sim_models.perf.rtl_model import RtlScenario
-from sim_models.spec import ConfigError, T3Config
+from contract.spec import ConfigError, T3Config
 
 __all__ = ["RingScenario", "prepare", "run_scenario", "MODES", "available_modes",
            "ScenarioFailure", "output_to", "load_results", "gemm_read_counts"]
@@ -135,7 +135,7 @@ class RingScenario(RtlScenario):
 def link_depth(cfg: T3Config, fixed: int | None = None) -> int:
     """Link FIFO depth: ``fixed`` if given (a smaller FIFO than bandwidth x latency only
     backpressures), else enough to sustain the link's bandwidth over its latency."""
-    from hw.link import LinkModel
+    from hw.env.link import LinkModel
     if fixed is not None:
         return fixed
     return max(16, LinkModel.depth_for(cfg.link_latency_cycles, cfg.link_lines_per_cycle))
@@ -143,7 +143,7 @@ def link_depth(cfg: T3Config, fixed: int | None = None) -> int:
 
 def gemm_read_max_den() -> int:
     """The largest ``den`` of the ring's read generators (their credit width)."""
-    from hw.ring import CREDIT_BITS
+    from hw.env.ring import CREDIT_BITS
     return (1 << CREDIT_BITS) - 1
 
 
@@ -261,7 +261,7 @@ def run_scenario(scn: RingScenario, *, sim: str, workdir: str | Path, waves: boo
     the simulator's output instead of the terminal (see :func:`output_to`)."""
     import re
     import time
-    from hw.ring import T3Ring
+    from hw.env.ring import T3Ring
     from verif.runner import params_key, run_cocotb, verilog_for
     workdir = Path(workdir).resolve()
     tm = timings if timings is not None else {}

@@ -24,7 +24,7 @@ _generated: dict[str, Path] = {}
 
 def _source_digest() -> str:
     """Digest of the sources that determine generated Verilog (hw/ and the spec)."""
-    from hw.verilog import source_digest
+    from flow.verilog import source_digest
     return source_digest()
 
 
@@ -38,7 +38,7 @@ def verilog_for(top: str, params: dict[str, Any], factory: Callable[[], Any]) ->
 
     Regenerates only when the parameters or the hw/spec sources changed, and writes the
     file only when its text changed (Icarus rebuilds on mtime)."""
-    from hw.verilog import to_verilog, write_if_changed
+    from flow.verilog import to_verilog, write_if_changed
     key = params_key(top, params)
     if key in _generated:
         return _generated[key]
@@ -59,7 +59,7 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
     and at least one ran. Returns the results file."""
     from cocotb_tools.runner import get_runner
     from cocotb_tools.check_results import get_results
-    from hw.lint import ensure_tool_path, waiver_args
+    from flow.lint import ensure_tool_path, waiver_args
 
     if sim not in SIMULATORS:
         raise ValueError(f"sim={sim!r}: must be one of {', '.join(SIMULATORS)}")

@@ -33,7 +33,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from sim_models.spec import FORMATS, ConfigError
+from contract.spec import FORMATS, ConfigError
 from verif.ring_scenario import RingScenario, run_scenario
 from verif.runner import BUILD, SIMULATORS
 
@@ -242,7 +242,7 @@ def soak(seeds: int, start: int, sim: str, devices: tuple[int, ...] = DEFAULT_DE
 
 
 def _devices(text: str) -> tuple[int, ...]:
-    from hw.ring import MAX_DEVICES
+    from hw.env.ring import MAX_DEVICES
     try:
         vals = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:

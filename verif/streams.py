@@ -4,7 +4,7 @@ Three layers, usable separately:
 
 * **Packing** (pure Python + numpy, no simulator): :class:`Struct` packs/unpacks a payload
   described by a spec field list (``[(name, width), ...]``, LSB first, as in
-  :mod:`sim_models.spec`); :func:`pack_line` / :func:`unpack_line` convert a line of raw
+  :mod:`contract.spec`); :func:`pack_line` / :func:`unpack_line` convert a line of raw
   elements (lane 0 in the least significant bits) to and from one integer.
 * **Drivers** (cocotb 2.x): :class:`StreamSource` drives ``<prefix>__valid`` and
   ``<prefix>__payload`` and honours ``<prefix>__ready``, with seeded random idle

@@ -17,7 +17,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from sim_models.spec import float_format
+from contract.spec import float_format
 from verif import fp_vectors as V
 from verif.runner import tb_params
 

@@ -13,7 +13,7 @@ import cocotb
 import numpy as np
 
 from sim_models.nmc_model import ComputeMemoryModel, accept_schedule, random_trace
-from sim_models.spec import Op, T3Config, memory_request_fields
+from contract.spec import Op, T3Config, memory_request_fields
 from verif import coverage
 from verif.runner import tb_params
 from verif.streams import TB, Scoreboard, StreamSink, StreamSource, Struct, pack_line, unpack_line

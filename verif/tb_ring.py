@@ -1,4 +1,4 @@
-"""cocotb testbench of the N-device T3 ring (hw/ring.py).
+"""cocotb testbench of the N-device T3 ring (hw/env/ring.py).
 
 ``ring_t3``: program every device through its CSR bus from the sim_models programming,
 play each device's producer trace (issue times respected, optional random jitter, the
@@ -39,9 +39,9 @@ import numpy as np
 from cocotb.simtime import convert, get_sim_time
 from cocotb.triggers import ClockCycles, RisingEdge, Timer
 
-from sim_models import regmap
-from sim_models.program import DeviceProgram, Region
-from sim_models.spec import FireOp, Op, ProducerAction, memory_request_fields, \
+from contract import regmap
+from contract.program import DeviceProgram, Region
+from contract.spec import FireOp, Op, ProducerAction, memory_request_fields, \
     memory_response_fields, producer_request_fields
 from sim_models.trace import load_traces
 

@@ -26,12 +26,12 @@ from collections import Counter
 import cocotb
 from cocotb.triggers import RisingEdge
 
-from sim_models import regmap
+from contract import regmap
 from sim_models.gemm import GemmSpec, make_workload
 from sim_models.golden import run_ring
 from sim_models.nmc_model import ComputeMemoryModel
-from sim_models.program import DeviceProgram, Region, wf_id
-from sim_models.spec import (FireOp, Op, ProducerAction, T3Config, link_packet_fields,
+from contract.program import DeviceProgram, Region, wf_id
+from contract.spec import (FireOp, Op, ProducerAction, T3Config, link_packet_fields,
                              memory_request_fields, memory_response_fields,
                              producer_request_fields)
 from verif import coverage

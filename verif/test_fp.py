@@ -10,7 +10,7 @@ import os
 import pytest
 
 from hw.fp import FloatAdder
-from sim_models.spec import DEFAULT_CONFIG, FORMATS
+from contract.spec import DEFAULT_CONFIG, FORMATS
 from verif.runner import run_cocotb, verilog_for
 
 SEED = int(os.environ.get("T3_SEED", "2024"))

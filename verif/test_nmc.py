@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from sim_models.spec import T3Config
+from contract.spec import T3Config
 from verif.runner import run_cocotb, verilog_for
 
 SEED = int(os.environ.get("T3_SEED") or random.randrange(1 << 31))

@@ -8,7 +8,7 @@ depends on it)."""
 import pytest
 
 from hw.track_trigger import TrackTrigger
-from sim_models.spec import T3Config
+from contract.spec import T3Config
 from verif.runner import run_cocotb, verilog_for
 
 TOP = "t3_track_trigger"

@@ -1,7 +1,7 @@
 """Reading TOML data files for the performance model with one-line errors.
 
 Every error names the file, the key (dotted: ``table.key``) and the problem, and is a
-:class:`sim_models.spec.ConfigError`, which the CLI prints as one line (exit status 2).
+:class:`contract.spec.ConfigError`, which the CLI prints as one line (exit status 2).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from sim_models.spec import ConfigError
+from contract.spec import ConfigError
 
 __all__ = ["CONFIG_DIR", "read_toml", "Table"]
 

@@ -4,7 +4,7 @@ overlap. Loaded from a TOML data file whose key names carry the units.
 Times inside the model are seconds, rates bytes/second and FLOP/second; the data file
 uses the units in its key names (``_GHz``, ``_GBps`` = 1e9 B/s, ``_ns``, ``_us``, ``_MB``
 = 2**20 B). The MCA knobs (queue depth, occupancy threshold, starvation limit) default to
-the RTL's values in :data:`sim_models.spec.DEFAULT_CONFIG` so they are defined once.
+the RTL's values in :data:`contract.spec.DEFAULT_CONFIG` so they are defined once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim_models.spec import DEFAULT_CONFIG, T3Config
+from contract.spec import DEFAULT_CONFIG, T3Config
 
 from .config_io import CONFIG_DIR, Table, read_toml
 

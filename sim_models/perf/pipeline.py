@@ -64,7 +64,7 @@ def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: st
     its bytes at full bandwidth), instead of ``compute_s / n``."""
     if mode not in ("t3", "sw"):
         raise ValueError(f"mode={mode!r}")
-    bw, B, L = hw.gpu.dram_Bps, hw.link.Bps, hw.link.latency_s
+    bw, B, L = hw.gpu.dram_Bps, hw.env.link.Bps, hw.env.link.latency_s
     c = out_bytes / n
     w = gemm.compute_s / n
     r_stage = gemm.read_bytes / n
@@ -160,7 +160,7 @@ def fused_ag_end(hw: Hardware, rs: FusedResult, n: int, out_bytes: float) -> flo
     ``end = max(start + (n-1) C / r + L + d, rs_end + (n-1) (L + d))``."""
     if n == 1:
         return rs.rs_end_s
-    B, L = hw.link.Bps, hw.link.latency_s
+    B, L = hw.env.link.Bps, hw.env.link.latency_s
     c = out_bytes / n
     d = hw.t3.trigger_latency_s + min(hw.gpu.tile_bytes, c) / B
     r = min(B, hw.gpu.dram_Bps / 2, hw.t3.dma_bandwidth_GBps * 1e9)

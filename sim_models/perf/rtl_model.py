@@ -1,4 +1,4 @@
-"""The system model in RTL units: predicts the cycles the RTL ring (hw/ring.py, measured
+"""The system model in RTL units: predicts the cycles the RTL ring (hw/env/ring.py, measured
 by verif/tb_ring.py) takes for a small ring scenario, for calibration (issue 6, item 5).
 
 Same model family as the sublayer model, not a curve fit: the hardware comes from
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from sim_models.gemm import GemmSpec, check_config, config_for, split_chunks
-from sim_models.spec import ConfigError, T3Config
+from contract.spec import ConfigError, T3Config
 
 from .collective_time import step_s
 from .gemm_time import GemmCost
@@ -58,7 +58,7 @@ DMA_ISSUE_LATENCY_CYCLES = 3
 TRACKER_LATENCY_CYCLES = 2
 TRIGGER_LATENCY_CYCLES = (ADDRMAP_LATENCY_CYCLES + TRACKER_FIRE_LATENCY_CYCLES
                           + DMA_ISSUE_LATENCY_CYCLES + TRACKER_LATENCY_CYCLES)
-#: the link model's minimum latency (its FIFO's buffered read port), docs in hw/link.py
+#: the link model's minimum latency (its FIFO's buffered read port), docs in hw/env/link.py
 LINK_MIN_LATENCY_CYCLES = 2
 #: agreement the calibration test demands (issue 6: within 10%); a measurement the
 #: calibration data marks as a known outlier (with its reason) must stay within
@@ -205,7 +205,7 @@ def _t3(scn: RtlScenario, hw: Hardware) -> RtlPrediction:
     f = fused_rs(hw, prod, n, out, mode="t3", policy=scn.policy,
                  last_stage_comm=scn.fuse_allgather, stage_ends_s=[e * _NS for e in ends])
     end = fused_ag_end(hw, f, n, out) if scn.fuse_allgather else f.rs_end_s
-    L = hw.link.latency_s / _NS
+    L = hw.env.link.latency_s / _NS
     tail = L + TRIGGER_LATENCY_CYCLES
     reqs = memory_requests(scn)
     B = scn.link_bw

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim_models.spec import ConfigError
+from contract.spec import ConfigError
 
 from .config_io import CONFIG_DIR, Table, read_toml
 

@@ -35,7 +35,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from hw.nmc import ComputeMemory, NearMemoryAlu
-from sim_models.spec import Op
+from contract.spec import Op
 
 from .runner import mutant
 from .streams import TINY, StreamRulesHarness, pass_through, prop

@@ -54,7 +54,7 @@ def run_formal(harness, name: str, *, mode: str = "bmc", depth: int = 20,
                engine: str = "smtbmc yices", timeout_s: int = 600) -> FormalResult:
     if mode not in ("bmc", "prove", "cover"):
         raise ValueError(f"mode={mode!r}: must be bmc, prove or cover")
-    from hw.lint import ensure_tool_path
+    from flow.lint import ensure_tool_path
     ensure_tool_path()
     work = BUILD / "formal" / f"{name}-{mode}"
     work.mkdir(parents=True, exist_ok=True)

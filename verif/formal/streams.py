@@ -30,7 +30,7 @@ from amaranth.hdl import Assert, Assume, Cover, Module, ResetSignal, Signal, Val
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import Flow
 
-from sim_models.spec import T3Config
+from contract.spec import T3Config
 
 __all__ = ["TINY", "stream_ports", "plain_inputs", "prop", "stream_rule", "pass_through",
            "block_rules", "StreamRulesHarness", "StallGlitch", "PROOFS", "MUTANTS", "SUITE_SKIP"]
@@ -217,7 +217,7 @@ def _blocks():
     from hw.csr import Csr
     from hw.dma import DmaEngine
     from hw.layouts import link_packet
-    from hw.link import LinkModel
+    from hw.env.link import LinkModel
     from hw.merge import StreamMerge
     from hw.nmc import ComputeMemory
     from hw.track_trigger import TrackTrigger

@@ -8,7 +8,7 @@ loses no behaviour, and the tag on ``mem`` says which request was handed to memo
 block's own event counters say what it did with it: ``tracked_reqs`` steps when the
 transfer was counted, ``fires`` when it completed a tile.
 
-Assumed: stable region 0, programmed as sim_models.program.Region.validate allows
+Assumed: stable region 0, programmed as contract.program.Region.validate allows
 (:func:`valid_region`; requests name region 0), stable arbitration registers, input
 streams obey valid/ready, DMA-lane requests are untracked, no counter clear, no reset. ``clear_history``/``clear`` and ``queue_level``
 are free (history cleared only while ``mem`` is not stalled -- see
@@ -36,7 +36,7 @@ from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, ResetSignal, S
 from amaranth.lib import wiring
 
 from hw.tracker import LANE_DMA, LANE_LINK, LANE_PRODUCER, LANES, TrackerTable
-from sim_models.spec import CONTRIB_BITS
+from contract.spec import CONTRIB_BITS
 
 from .runner import mutant
 from .streams import TINY, StreamRulesHarness, pass_through, block_rules, prop
@@ -72,7 +72,7 @@ def _tag(data, cfg) -> dict:
 
 def tile_threshold(m: Module, cfg, region, wf_id, phase) -> tuple[Signal, Signal]:
     """(inside, T): whether WF tile ``wf_id`` lies in ``region`` and its threshold
-    rows x row_lines x contribs -- the program's formula (sim_models.program.Region.tile),
+    rows x row_lines x contribs -- the program's formula (contract.program.Region.tile),
     written independently of hw.addrmap's pipelined version. The clipped sizes are
     computed at full width and only then narrowed (they never exceed the tile size)."""
     wide = cfg.addr_bits + 2
@@ -94,7 +94,7 @@ def tile_threshold(m: Module, cfg, region, wf_id, phase) -> tuple[Signal, Signal
 
 
 def valid_region(cfg, region):
-    """The checks of sim_models.program.Region.validate that the tracker relies on: tile
+    """The checks of contract.program.Region.validate that the tracker relies on: tile
     sizes and extents positive, the tile grid fits the WF id bits (tile_outer0 +
     ceil(outer_extent / tile_outer) <= 2**wf_outer_bits, same inner), a full tile's
     threshold fits ``count_bits``."""

@@ -12,7 +12,7 @@ Per-device ports are arrays: ``producer[i]``, ``host[i]``/``host_resp[i]``,
 ``i`` delivered a packet) and ``queue_level[i]``.
 
 Background GEMM reads (issue #5; environment traffic, not T3 hardware): in front of each
-unit's ``producer`` port, a :class:`hw.readgen.GemmReadGenerator` is merged round-robin
+unit's ``producer`` port, a :class:`hw.env.readgen.GemmReadGenerator` is merged round-robin
 (:class:`hw.merge.StreamMerge`) with the testbench's ``producer[i]`` stream, so the
 unit's memory-controller arbiter sees them in the compute stream. Rate
 (``gemm_read_num / gemm_read_den`` READs per cycle) and window (``gemm_read_base``,
@@ -29,14 +29,14 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from sim_models.spec import T3Config
+from contract.spec import T3Config
 
-from . import designs, layouts
-from .csr import csr_request, csr_response
+from .. import designs, layouts
+from ..csr import csr_request, csr_response
 from .link import LinkModel
-from .merge import StreamMerge
+from ..merge import StreamMerge
 from .readgen import GemmReadGenerator
-from .unit import COUNTER_BITS, T3Unit
+from ..unit import COUNTER_BITS, T3Unit
 
 __all__ = ["T3Ring", "MAX_DEVICES"]
 

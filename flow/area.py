@@ -1,10 +1,10 @@
-"""Per-block area and timing: runs the :mod:`t3.eda` flow on every registered design and
+"""Per-block area and timing: runs the :mod:`flow.eda` flow on every registered design and
 collects the numbers into one JSON-ready dict (schema: :data:`DESIGN_KEYS`,
 :data:`TOP_KEYS`, documented in docs/area.md) plus a Markdown rendering.
 
 Results are cached per (design, configuration, sources) under ``build/area/``: the key
-hashes the design name, the full :class:`~sim_models.spec.T3Config`, the hw/ and spec
-sources (:func:`hw.verilog.source_digest`), the flow's own code and Liberty file and the
+hashes the design name, the full :class:`~contract.spec.T3Config`, the hw/ and spec
+sources (:func:`flow.verilog.source_digest`), the flow's own code and Liberty file and the
 tool versions. Each step's result is a file of its own, so e.g. ``--no-fpga`` followed by
 a full run only adds the FPGA steps.
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from sim_models.spec import T3Config
+from contract.spec import T3Config
 
 from . import eda, liberty
 
@@ -180,7 +180,7 @@ def _flow_files() -> list[Path]:
 
 def cache_key(name: str, cfg: T3Config, *, device: eda.Ecp5Device, freq_mhz: float) -> str:
     """Key of one design's results: everything that can change them."""
-    from hw.verilog import source_digest
+    from flow.verilog import source_digest
     blob = json.dumps({"design": name, "config": cfg.to_dict(),
                        "sources": source_digest(_flow_files()), "tools": eda.tool_versions(),
                        "device": device.name, "package": device.package, "freq_mhz": freq_mhz,
@@ -274,7 +274,7 @@ def measure_design(name: str, factory: Callable[[T3Config], Any], cfg: T3Config,
         return res
 
     def gen_verilog() -> dict:
-        from hw.verilog import to_verilog, write_if_changed
+        from flow.verilog import to_verilog, write_if_changed
         with _ELABORATION:              # Amaranth elaboration is not meant to be threaded
             text = to_verilog(factory(cfg), name)
         write_if_changed(verilog, text)
@@ -284,7 +284,7 @@ def measure_design(name: str, factory: Callable[[T3Config], Any], cfg: T3Config,
     v = step("verilog", gen_verilog)
     ok = "failed" not in v
     if ok and verilog_dir is not None:
-        from hw.verilog import write_if_changed
+        from flow.verilog import write_if_changed
         write_if_changed(Path(verilog_dir) / f"{name}.v", verilog.read_text())
     if ok:
         ok = "failed" not in step("synth", lambda: eda.generic_synth(

@@ -22,8 +22,8 @@ Pb-free Packaging", IEDM 2007); ``SRAM_ARRAY_EFFICIENCY`` (bit-cell area / macro
 covering decoders, sense amplifiers, column muxes and I/O) is our assumption, a round
 conservative value for the few-KiB to few-MiB macros at stake.
 
-The checked-in ``t3/data/t3_area.lib`` is generated from :data:`CELLS` by
-:func:`liberty_text` (``python -m t3.liberty`` rewrites it); a test checks the two agree.
+The checked-in ``flow/data/t3_area.lib`` is generated from :data:`CELLS` by
+:func:`liberty_text` (``python -m flow.liberty`` rewrites it); a test checks the two agree.
 """
 
 from __future__ import annotations
@@ -125,11 +125,11 @@ def technology() -> dict:
 def liberty_text() -> str:
     """The Liberty file for :data:`CELLS` (area-only: no timing, power or load data)."""
     out = [
-        "/* Area-only Liberty library written by the T3 project (t3/liberty.py).",
+        "/* Area-only Liberty library written by the T3 project (flow/liberty.py).",
         f" * Cell areas (um^2): {SOURCE}.",
         " * Only areas, pins and functions: no timing, power or capacitance. Areas computed",
         " * with it are ESTIMATES of a 45 nm implementation before place and route.",
-        " * Generated: do not edit; run `python -m t3.liberty` instead. */",
+        " * Generated: do not edit; run `python -m flow.liberty` instead. */",
         f"library ({LIBRARY_NAME}) {{",
         "  delay_model : table_lookup;",
         '  time_unit : "1ns";',

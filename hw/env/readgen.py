@@ -2,13 +2,13 @@
 
 Models the GPU's compute units reading the GEMM's operands (A/B) from the same DRAM the
 T3 unit writes: ENVIRONMENT traffic, like the producer trace and the link models, not T3
-hardware. The ring top (hw/ring.py) merges it with the producer stream in front of each
+hardware. The ring top (hw/env/ring.py) merges it with the producer stream in front of each
 unit's ``producer`` port, so the memory-controller arbiter sees the reads in the compute
 stream (issue #5).
 
 :class:`GemmReadGenerator` presents READ requests (producer_request layout: ``op`` =
 READ, ``wf_id`` = 0, ``data`` = 0) at ``num / den`` requests per cycle, paced by the
-token bucket the link model uses (:func:`hw.link.token_bucket`: starts empty, bursts of at
+token bucket the link model uses (:func:`hw.env.link.token_bucket`: starts empty, bursts of at
 most ``ceil((den + num - 1) / den)``), until ``count`` requests have been issued. The
 addresses walk the window ``[base, base + lines)`` one line per request, wrapping at the
 end. ``count = 0`` or ``lines = 0``: nothing is issued. The inputs are read when a
@@ -28,10 +28,10 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim_models.spec import ConfigError, Op, T3Config
+from contract.spec import ConfigError, Op, T3Config
 
-from . import layouts
-from .addrmap import COUNTER_BITS
+from .. import layouts
+from ..addrmap import COUNTER_BITS
 from .link import token_bucket
 
 __all__ = ["GemmReadGenerator"]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from hw.verilog import strip_zero_memory_init, verilog_identifier
+from flow.verilog import strip_zero_memory_init, verilog_identifier
 
 __all__ = ["EdaError", "DoesNotFit", "Port", "StatModule", "tool", "tool_versions",
            "verilog_ports", "fpga_wrapper", "strip_zero_memory_init", "parse_stat_json", "flip_flop_count",

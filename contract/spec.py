@@ -21,7 +21,8 @@ from typing import Any, Mapping
 
 __all__ = [
     "ConfigError", "FloatFormat", "FORMATS", "float_format",
-    "Op", "OP_BITS", "ProducerAction", "FireOp", "Layout",
+    "Op", "OP_BITS", "ProducerAction", "FireOp", "FIRE_OP_TO_OP", "fire_packet_op", "Layout",
+    "COUNTER_BITS", "MCA_STARVE_BITS",
     "T3Config", "DEFAULT_CONFIG", "load_config",
     "producer_request_fields", "memory_request_fields", "memory_response_fields",
     "link_packet_fields", "fields_width",
@@ -136,6 +137,21 @@ class FireOp(enum.IntEnum):
 
 
 FIRE_OP_BITS = 2
+
+#: the memory opcode of the DMA packets a fired tile sends (FireOp.NONE sends nothing)
+FIRE_OP_TO_OP: dict[FireOp, Op] = {FireOp.UPDATE: Op.UPDATE, FireOp.STORE: Op.STORE}
+
+
+def fire_packet_op(fire: FireOp | int) -> Op:
+    """The :class:`Op` of the packets a tile fired with ``fire`` sends to the next device
+    (ValueError for FireOp.NONE, which sends none)."""
+    fire = FireOp(fire)
+    if fire not in FIRE_OP_TO_OP:
+        raise ValueError(f"fire_packet_op: {fire.name} sends no packets")
+    return FIRE_OP_TO_OP[fire]
+
+#: width of every event counter (wrapping) and of the counter registers
+COUNTER_BITS = 32
 
 #: width of the MCA starvation limit register and of the arbiter's wait counter
 #: (the longest-wait status is one bit wider: it saturates above the limit)

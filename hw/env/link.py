@@ -34,7 +34,7 @@ def token_bucket(m: Module, *, num, den, credit_bits: int) -> tuple[Value, Signa
     may happen this cycle; the caller drives ``spend`` to 1 in the cycle it happens (only
     when ``has_token``). Starts empty at reset, so the first event comes
     ``ceil(den / num)`` cycles after reset. Shared by :class:`LinkModel` and
-    :class:`hw.readgen.GemmReadGenerator`."""
+    :class:`hw.env.readgen.GemmReadGenerator`."""
     tokens = Signal(credit_bits + 1, name="tokens")
     spend = Signal(name="spend")
     refill = Signal(credit_bits + 2, name="refill")

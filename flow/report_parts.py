@@ -1,4 +1,4 @@
-"""The `throughput` and `model` parts of `t3 report` (the `area` part is t3/area.py).
+"""The `throughput` and `model` parts of `t3 report` (the `area` part is flow/area.py).
 
 * throughput: a representative 4-device ring run on the RTL under Verilator (the
   suite's 4-device fp16 profile: 8-byte lines, 16-entry tracker, so its build is shared
@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from sim_models.spec import FORMATS, T3Config
+from contract.spec import FORMATS, T3Config
 
 #: top-level keys of throughput.json (and of report.json's "throughput"), with units
 THROUGHPUT_KEYS: dict[str, str] = {

@@ -123,12 +123,12 @@ def generate(component, name: str, out_dir: str | Path) -> Path:
 
 def source_digest(extra: Iterable[str | Path] = ()) -> str:
     """Digest (16 hex digits) of the sources that determine generated Verilog: every
-    module under hw/ and the spec files it reads; ``extra`` files are hashed after them
-    (e.g. a flow's own scripts, so that its cache is invalidated when they change)."""
-    sim = _REPO / "sim_models"
+    module under hw/ (the test environment's hardware included), the contract it reads
+    and this post-processing module; ``extra`` files are hashed after them (e.g. a
+    flow's own scripts, so that its cache is invalidated when they change)."""
     h = hashlib.sha256()
-    for p in sorted((_REPO / "hw").rglob("*.py")) + sorted(sim.glob("spec.py")) \
-            + sorted(sim.glob("program.py")) + sorted(sim.glob("regmap.py")) + [Path(e) for e in extra]:
+    for p in sorted((_REPO / "hw").rglob("*.py")) + sorted((_REPO / "contract").rglob("*.py")) \
+            + [Path(__file__).resolve()] + [Path(e) for e in extra]:
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
 

@@ -1,0 +1,46 @@
+"""Block latencies of the T3 unit, in clock cycles: the one definition.
+
+Each block's ``latency`` property (``hw``) returns the value defined here, and the
+timing models (``sim_models.perf.rtl_model``) read the same names; the blocks' unit tests
+measure the RTL against them, so a change to a block's pipeline that is not made here
+fails those tests. Latencies that depend on the configuration (the FloatAdder's and the
+near-memory ALU's ``fp_adder_stages``) are functions of :class:`contract.spec.T3Config`.
+"""
+
+from __future__ import annotations
+
+from .spec import T3Config
+
+__all__ = ["ADDRMAP", "TRACKER", "TRACKER_FIRE", "DMA_ISSUE", "TRIGGER", "LINK_MIN",
+           "fp_adder", "nmc_alu", "compute_memory"]
+
+#: address map (remote_map): request accepted -> output valid, either lane
+ADDRMAP = 1
+#: tracker: request accepted on a lane -> ``mem.valid`` (geometry steps G1, G2), no stall
+TRACKER = 2
+#: tracker: the completing request accepted -> ``fire.valid``
+TRACKER_FIRE = 3
+#: DMA engine: fire accepted -> first ``rd.valid`` (queue 1 + geometry 2)
+DMA_ISSUE = 3
+#: track & trigger: the tile's last request accepted by the address map -> the DMA's
+#: first READ of that tile presented to memory (address map, tracker fire, DMA issue,
+#: then the READ through the tracker's DMA lane)
+TRIGGER = ADDRMAP + TRACKER_FIRE + DMA_ISSUE + TRACKER
+#: the link model's smallest latency (a packet is registered in and out)
+LINK_MIN = 2
+
+
+def fp_adder(cfg: T3Config) -> int:
+    """FloatAdder: operands in -> sum out (one addition enters per cycle)."""
+    return cfg.fp_adder_stages
+
+
+def nmc_alu(cfg: T3Config) -> int:
+    """Near-memory ALU (one FloatAdder per lane): operands in -> result."""
+    return fp_adder(cfg)
+
+
+def compute_memory(cfg: T3Config) -> int:
+    """Compute-enhanced memory: a READ accepted -> its response valid (no backpressure):
+    the ALU's stages, the write stage and the response FIFO."""
+    return nmc_alu(cfg) + 2
