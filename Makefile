@@ -58,3 +58,8 @@ coverage: $(PY)
 	rm -rf $(COV)
 	T3_COVERAGE_DIR=$(abspath $(COV)/functional) $(PYTEST) -n 2 --dist loadgroup -q -m cocotb -k verilator verif
 	$(PY) -m verif.coverage $(COV)/functional > $(COV)/summary.txt; s=$$?; cat $(COV)/summary.txt; exit $$s
+
+# Every figure of the system model (docs/system_model.md): PNG + CSV each, into figures/
+.PHONY: figures
+figures: $(PY)
+	$(T3) model --figure all --plot figures

@@ -34,18 +34,25 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from .spec import CONTRIB_BITS, ConfigError, FireOp, ProducerAction, T3Config
 
-__all__ = ["Region", "TileGeometry", "DeviceProgram", "wf_id", "split_wf_id"]
+__all__ = ["Region", "TileGeometry", "DeviceProgram", "wf_id", "pack_wf_id", "split_wf_id"]
+
+
+def pack_wf_id(cfg: T3Config, tile_outer, tile_inner):
+    """The WF id of grid position (``tile_outer``, ``tile_inner``), unchecked: ints, or
+    integer arrays elementwise (the trace generator and checker). :func:`wf_id` checks."""
+    return (tile_outer << cfg.wf_inner_bits) | tile_inner
 
 
 def wf_id(cfg: T3Config, tile_outer: int, tile_inner: int) -> int:
-    """Pack a WF tile's grid position into the WF id carried by requests."""
+    """Pack a WF tile's grid position into the WF id carried by requests (ConfigError if
+    the position does not fit ``wf_outer_bits`` / ``wf_inner_bits``)."""
     if not (0 <= tile_outer < (1 << cfg.wf_outer_bits)):
         raise ConfigError(f"tile_outer={tile_outer}: must be in [0, {(1 << cfg.wf_outer_bits) - 1}]"
                           f" (wf_outer_bits={cfg.wf_outer_bits})")
     if not (0 <= tile_inner < (1 << cfg.wf_inner_bits)):
         raise ConfigError(f"tile_inner={tile_inner}: must be in [0, {(1 << cfg.wf_inner_bits) - 1}]"
                           f" (wf_inner_bits={cfg.wf_inner_bits})")
-    return (tile_outer << cfg.wf_inner_bits) | tile_inner
+    return pack_wf_id(cfg, tile_outer, tile_inner)
 
 
 def split_wf_id(cfg: T3Config, wf: int) -> tuple[int, int]:

@@ -23,7 +23,7 @@ __all__ = [
     "ConfigError", "FloatFormat", "FORMATS", "float_format",
     "Op", "OP_BITS", "ProducerAction", "FireOp", "FIRE_OP_TO_OP", "fire_packet_op", "Layout",
     "COUNTER_BITS", "MCA_STARVE_BITS",
-    "T3Config", "DEFAULT_CONFIG", "load_config",
+    "MIN_MEM_DEPTH_LINES", "T3Config", "DEFAULT_CONFIG", "load_config",
     "producer_request_fields", "memory_request_fields", "memory_response_fields",
     "link_packet_fields", "fields_width",
     "CONTRIB_BITS", "PHASE_UPDATE", "PHASE_STORE", "region_fields", "tracked_request_fields",
@@ -150,6 +150,7 @@ def fire_packet_op(fire: FireOp | int) -> Op:
         raise ValueError(f"fire_packet_op: {fire.name} sends no packets")
     return FIRE_OP_TO_OP[fire]
 
+
 #: width of every event counter (wrapping) and of the counter registers
 COUNTER_BITS = 32
 
@@ -167,6 +168,10 @@ class Layout(str, enum.Enum):
 # --------------------------------------------------------------------------------------
 # Configuration
 # --------------------------------------------------------------------------------------
+
+#: the smallest memory a T3 unit has, in lines (T3Config.mem_depth_lines)
+MIN_MEM_DEPTH_LINES = 16
+
 
 def _ceil_log2(n: int) -> int:
     return max(1, math.ceil(math.log2(n))) if n > 1 else 1
@@ -194,7 +199,8 @@ class T3Config:
     regions: int = 16                    # address-map / DMA-command regions per device
     count_bits: int = 12                 # tracker count width: lines x contributions per tile
     dma_queue_depth: int = 8             # fired tiles waiting for the DMA engine (a ring
-                                         # needs >= its WF tiles / devices: gemm.fire_queue_needed)
+                                         # needs >= its WF tiles / devices:
+                                         # contract.sizing.fire_queue_needed)
     mem_queue_depth: int = 16            # memory-controller request queue (MCA watches it)
     arbiter_policy: str = "mca"          # "fifo" (plain round-robin) or "mca"
     mca_queue_threshold: int = 8         # MCA: communication issues only below this occupancy
@@ -228,7 +234,7 @@ class T3Config:
         if self.line_bytes % self.fmt.bytes:
             _fail(where, "line_bytes", self.line_bytes,
                   f"must be a multiple of the {self.dtype} element size ({self.fmt.bytes} B)")
-        rng("mem_depth_lines", 16, 1 << 24)
+        rng("mem_depth_lines", MIN_MEM_DEPTH_LINES, 1 << 24)
         rng("tracker_entries", 2, 4096)
         rng("ring_devices", 2, 64)
         rng("link_latency_cycles", 1, 1 << 20)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
-import threading
 from pathlib import Path
 from typing import Iterable
 
-from amaranth.back import rtlil, verilog
+from amaranth.back import verilog
+
+from .amaranth_private import zero_memories_without_init
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -21,8 +21,8 @@ def to_verilog(component, name: str) -> str:
 
     Memories whose initial contents are all zero (every ``lib.memory.Memory`` here:
     the compute memory, FIFOs) get a one-line zeroing loop instead of one statement per
-    word; see :func:`_zero_memories_as_loops`."""
-    with _zero_memories_as_loops():
+    word (see :func:`flow.amaranth_private.zero_memories_without_init`)."""
+    with zero_memories_without_init():
         text = verilog.convert(component, name=name, emit_src=False)
     return dedupe_modules(_add_zero_loops(text))
 
@@ -31,44 +31,20 @@ def to_verilog(component, name: str) -> str:
 # All-zero memory initialisers
 #
 # Why: Amaranth gives every memory explicit initial contents and Yosys writes them as one
-# `mem[i] = W'h0;` per word. For the 16 Ki-line x 512-bit compute memory that is 8 Mbit
-# of constants: ~35 s of conversion per memory instance (half in Amaranth building the
-# constant, half in Yosys), and Verilator then compiles 16 Ki wide assignments per
-# device (tens of minutes for a 4-device ring). The zeroing loop has the same meaning
-# for every simulator and for Yosys.
+# `mem[i] = W'h0;` per word: for the 16 Ki-line compute memory, minutes of conversion and
+# of Verilator compilation (flow/amaranth_private.py has the numbers). The zeroing loop
+# has the same meaning for every simulator and for Yosys.
 #
-# How: during conversion the RTLIL emitter leaves out the `$meminit_v2` of memories
-# whose contents are all zero (only those; other memories keep theirs), so the memory
-# reaches Verilog without an `initial` block; _add_zero_loops then gives every memory
-# without one a loop. This relies on amaranth.back.rtlil.ModuleEmitter.emit_memory (a
-# private method of the pinned Amaranth 0.5.10); tests/test_verilog_postprocess.py fails
-# loudly if it changes.
+# How: during conversion, flow.amaranth_private.zero_memories_without_init has the RTLIL
+# emitter leave out the initial contents of memories whose contents are all zero (only
+# those; other memories keep theirs), so the memory reaches Verilog without an `initial`
+# block; _add_zero_loops then gives every memory without one a loop. That context
+# manager is the project's one use of private Amaranth API (tests/test_amaranth_private.py
+# fails loudly if Amaranth changes under it).
 # --------------------------------------------------------------------------------------
 
 _MEM_DECL_RE = re.compile(r"^( *)reg \[(\d+):0\] (\\\S+ |[A-Za-z_][\w$]*) \[(\d+):0\];\n", re.M)
 _LOOP_VAR = "t3_zero_init_"
-
-
-_local = threading.local()
-
-
-def _emit_memory_unless_zero(self, cell_idx, cell, *, _original=rtlil.ModuleEmitter.emit_memory):
-    if not getattr(_local, "zero_as_loops", False) or any(cell.init):
-        _original(self, cell_idx, cell)
-
-
-# Installed once; it only acts inside _zero_memories_as_loops (in the calling thread), so
-# every other user of Amaranth's RTLIL backend (e.g. the formal flow) is unaffected.
-rtlil.ModuleEmitter.emit_memory = _emit_memory_unless_zero
-
-
-@contextlib.contextmanager
-def _zero_memories_as_loops():
-    _local.zero_as_loops = True
-    try:
-        yield
-    finally:
-        _local.zero_as_loops = False
 
 
 def _add_zero_loops(text: str) -> str:
@@ -123,12 +99,14 @@ def generate(component, name: str, out_dir: str | Path) -> Path:
 
 def source_digest(extra: Iterable[str | Path] = ()) -> str:
     """Digest (16 hex digits) of the sources that determine generated Verilog: every
-    module under hw/ (the test environment's hardware included), the contract it reads
-    and this post-processing module; ``extra`` files are hashed after them (e.g. a
-    flow's own scripts, so that its cache is invalidated when they change)."""
+    module under hw/ (the test environment's hardware included), the contract it reads,
+    this post-processing module and the Amaranth patch it applies
+    (flow/amaranth_private.py); ``extra`` files are hashed after them (e.g. a flow's own
+    scripts, so that its cache is invalidated when they change)."""
     h = hashlib.sha256()
+    here = Path(__file__).resolve()
     for p in sorted((_REPO / "hw").rglob("*.py")) + sorted((_REPO / "contract").rglob("*.py")) \
-            + [Path(__file__).resolve()] + [Path(e) for e in extra]:
+            + [here, here.with_name("amaranth_private.py")] + [Path(e) for e in extra]:
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
 

@@ -1,65 +1,25 @@
 """Address map (the paper's ``remote_map``): classify producer requests and link arrivals.
 
-Also home of the helpers the track & trigger blocks share: the region register layout
-(from :func:`contract.spec.region_fields`), the tile-geometry arithmetic of
-:meth:`contract.program.Region.tile` split into two pipeline steps, sticky error flags
-and event counters.
-
-:class:`AddressMap` has two independent lanes, each a one-stage pipeline (1 cycle from
-acceptance to output, one request per cycle per lane):
-
-* ``producer`` (local GPU requests, :func:`spec.producer_request_fields`): a READ (the
-  GPU reading its GEMM operands, hw/env/readgen.py) -> ``local[0]`` untracked, whatever the
-  region. STORE/UPDATE by the region holding ``addr`` (first match; regions never
-  overlap) and its ``producer`` action: LOCAL or no region -> ``local[0]`` untracked;
-  REMOTE -> ``remote`` as a link packet {op, dest = next_device, addr - base +
-  remote_base, wf_id, data}; TRACKED -> ``local[0]`` tracked with phase 0 for UPDATE, 1
-  for STORE.
-* ``ingress`` (link packets from the previous device): UPDATE into a region with
-  update_contribs > 0 and STORE into one with store_contribs > 0 are tracked (phase by
-  op), everything else is a plain local request on ``local[1]``. The packet's ``dest`` is
-  not checked (the ring delivers only packets for this device).
-
-Errors (sticky until ``clear``; the first offending address is kept in ``err_addr``): a
-line address >= ``mem_depth_lines`` (``addr_range``, either lane, READs too) or a READ
-arriving from the link (``bad_op``: the link carries only UPDATEs and STOREs): the
-request is consumed and not applied anywhere.
-Memory requests carry a full lane mask (producers and the link move whole lines).
+Also home of the helpers the track & trigger blocks share: the tile-geometry arithmetic
+of :meth:`contract.program.Region.tile` split into two pipeline steps, the region match,
+sticky error flags and event counters. (The layouts they work on are in
+:mod:`hw.layouts`.)
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from contract import spec
-from contract.spec import ConfigError, Op, ProducerAction, T3Config
+from contract import latency
+from contract.spec import COUNTER_BITS, T3Config
 
 from . import designs, layouts
-from .layouts import check_cfg
+from .component import T3Component
+from .layouts import Op, ProducerAction
 
-__all__ = ["AddressMap", "region_layout", "regions_layout", "tracked_request", "fire_layout",
-           "tile_step1", "tile_step2", "check_cfg", "Sticky", "count_event", "ERROR_LAYOUT"]
-
-COUNTER_BITS = 32
-ERROR_LAYOUT = data.StructLayout({"addr_range": 1, "bad_op": 1})
-
-
-def region_layout(cfg: T3Config) -> data.StructLayout:
-    return layouts.struct(spec.region_fields(cfg))
-
-
-def regions_layout(cfg: T3Config) -> data.ArrayLayout:
-    return data.ArrayLayout(region_layout(cfg), cfg.regions)
-
-
-def tracked_request(cfg: T3Config) -> data.StructLayout:
-    return layouts.struct(spec.tracked_request_fields(cfg))
-
-
-def fire_layout(cfg: T3Config) -> data.StructLayout:
-    return layouts.struct(spec.fire_fields(cfg))
+__all__ = ["AddressMap", "tile_step1", "tile_step2", "region_match", "Sticky", "count_event"]
 
 
 def count_event(m: Module, counter: Signal, inc, clear) -> None:
@@ -132,32 +92,84 @@ def region_match(m: Module, cfg: T3Config, regions, addr) -> tuple[Value, Value]
     return hits.any(), idx
 
 
-class AddressMap(wiring.Component):
-    """Classify producer requests and link arrivals by region (see the module doc).
+class AddressMap(T3Component):
+    """Classify producer requests and link arrivals by the region that holds their address.
 
-    Ports: ``producer`` (In), ``ingress`` (In), ``local`` (Out, array of 2 tracked-request
-    streams: [0] from the producer, [1] from the link), ``remote`` (Out link packets),
-    ``regions``/``next_device``/``enable`` (In, from the CSR), ``err`` (Out, sticky) /
-    ``clear`` (In, same layout, write-1-to-clear), ``err_addr`` /
-    ``err_addr`` / ``err_ingress`` (Out, sticky), counters ``producer_reqs``,
-    ``ingress_reqs``, ``remote_sent`` (Out), ``busy`` (Out).
+    Two independent lanes, each a one-stage pipeline: a request accepted in cycle t is
+    on the lane's output in cycle t + :attr:`latency`, one request per cycle per lane.
+
+    * Producer lane (``producer`` -> ``local[0]`` or ``remote``): a READ (the GPU
+      reading its GEMM operands, hw/env/readgen.py) is local and untracked whatever the
+      region. A STORE or UPDATE goes by the region holding ``addr`` (the first match;
+      regions never overlap) and its ``producer`` action: LOCAL or no region -> local,
+      untracked; REMOTE -> a link packet {op, dest = ``next_device``, addr - base +
+      remote_base, wf_id, data} on ``remote``; TRACKED -> local, tracked, phase 0 for an
+      UPDATE and 1 for a STORE.
+    * Link lane (``ingress`` -> ``local[1]``): an UPDATE into a region with
+      update_contribs > 0 and a STORE into one with store_contribs > 0 are tracked (phase
+      by op); everything else is a plain local request. The packet's ``dest`` is not
+      checked (the ring delivers only packets for this device).
+
+    Local requests carry a full lane mask (producers and the link move whole lines).
+    Errors: a line address >= ``mem_depth_lines`` (``addr_range``, either lane, READs
+    too) or a READ arriving from the link (``bad_op``: the link carries only UPDATEs and
+    STOREs): the request is consumed and not applied anywhere.
+
+    Parameters
+    ----------
+    cfg : T3Config
+        Widths of every port; ``mem_depth_lines`` for the range check; ``regions``.
+
+    Attributes
+    ----------
+    producer : In(stream.Signature(layouts.producer_request(cfg)))
+        The GPU's requests.
+    ingress : In(stream.Signature(layouts.link_packet(cfg)))
+        Packets from the previous device on the ring.
+    local : Out(stream.Signature(layouts.tracked_request(cfg))).array(2)
+        Requests for this device's memory, to the tracker's lanes: ``[0]`` from
+        ``producer``, ``[1]`` from ``ingress``; ``mem`` is the memory request, ``wf_id``,
+        ``region``, ``phase``, ``tracked`` what the tracker counts it by.
+    remote : Out(stream.Signature(layouts.link_packet(cfg)))
+        REMOTE producer requests, translated, for the next device.
+    regions : In(layouts.regions_layout(cfg))
+        The programmed regions (from the CSR block).
+    next_device : In(cfg.device_bits)
+        ``dest`` of the packets on ``remote`` (latched with each packet).
+    enable : In(1)
+        0: neither input is accepted.
+    clear : In(layouts.error_flags("addrmap"))
+        Write-1-to-clear of ``err``, one bit per flag (a flag raised in the same cycle
+        stays set).
+    clear_counters : In(1)
+        Zeroes the counters.
+    err : Out(layouts.error_flags("addrmap"))
+        Sticky flags ``addr_range``, ``bad_op`` (contract.errors).
+    err_addr : Out(cfg.addr_bits + 1)
+        Address of the first error raised while every flag was clear (the producer's
+        when both lanes err in one cycle).
+    err_ingress : Out(1)
+        ``err_addr`` came from the link lane.
+    producer_reqs, ingress_reqs : Out(COUNTER_BITS)
+        Requests accepted on ``producer`` / ``ingress`` (wrapping).
+    remote_sent : Out(COUNTER_BITS)
+        Packets taken from ``remote`` (wrapping).
+    busy : Out(1)
+        A request is in either stage.
     """
 
-    LATENCY = 1          # accepted -> output valid, either lane
-
     def __init__(self, *, cfg: T3Config):
-        self._cfg = check_cfg("AddressMap", cfg)
-        super().__init__({
+        super().__init__(cfg, lambda cfg: {
             "producer": In(stream.Signature(layouts.producer_request(cfg))),
             "ingress": In(stream.Signature(layouts.link_packet(cfg))),
-            "local": Out(stream.Signature(tracked_request(cfg))).array(2),
+            "local": Out(stream.Signature(layouts.tracked_request(cfg))).array(2),
             "remote": Out(stream.Signature(layouts.link_packet(cfg))),
-            "regions": In(regions_layout(cfg)),
+            "regions": In(layouts.regions_layout(cfg)),
             "next_device": In(cfg.device_bits),
             "enable": In(1),
-            "clear": In(ERROR_LAYOUT),
+            "clear": In(layouts.error_flags("addrmap")),
             "clear_counters": In(1),
-            "err": Out(ERROR_LAYOUT),
+            "err": Out(layouts.error_flags("addrmap")),
             "err_addr": Out(cfg.addr_bits + 1),
             "err_ingress": Out(1),
             "producer_reqs": Out(COUNTER_BITS),
@@ -167,19 +179,15 @@ class AddressMap(wiring.Component):
         })
 
     @property
-    def cfg(self) -> T3Config:
-        return self._cfg
-
-    @property
     def latency(self) -> int:
-        """Cycles from acceptance to the output (either lane)."""
-        return self.LATENCY
+        """Cycles from acceptance to the output, either lane (contract.latency.ADDRMAP)."""
+        return latency.ADDRMAP
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self._cfg
+        cfg = self.cfg
         full_mask = (1 << cfg.lanes) - 1
-        events = {"addr_range": Signal(), "bad_op": Signal()}
+        events = {name: Signal(name=name) for name in layouts.error_flags("addrmap").members}
         err_addr = Signal(cfg.addr_bits + 1)
         err_ingress = Signal()
 
@@ -189,7 +197,7 @@ class AddressMap(wiring.Component):
             out = self.local[lane]
             valid = Signal(name=f"v{lane}")
             is_remote = Signal(name=f"rem{lane}")
-            local = Signal(tracked_request(cfg), name=f"loc{lane}")
+            local = Signal(layouts.tracked_request(cfg), name=f"loc{lane}")
             remote_addr = Signal(cfg.addr_bits, name=f"raddr{lane}")
             # the destination is latched with the packet: a CTRL write while the packet
             # waits on `remote` must not change a presented payload (stream rule; found by
@@ -203,8 +211,9 @@ class AddressMap(wiring.Component):
                 rp = self.remote.payload
                 m.d.comb += [out.valid.eq(valid & ~is_remote), out.payload.eq(local),
                              self.remote.valid.eq(valid & is_remote),
-                             rp.op.eq(local.op), rp.dest.eq(remote_dest), rp.addr.eq(remote_addr),
-                             rp.wf_id.eq(local.wf_id), rp.data.eq(local.data)]
+                             rp.op.eq(local.mem.op), rp.dest.eq(remote_dest),
+                             rp.addr.eq(remote_addr), rp.wf_id.eq(local.wf_id),
+                             rp.data.eq(local.mem.data)]
             else:
                 m.d.comb += [leaving.eq(out.ready), out.valid.eq(valid), out.payload.eq(local)]
             with m.If(leaving):
@@ -236,8 +245,9 @@ class AddressMap(wiring.Component):
                 with m.Else():
                     m.d.sync += [
                         valid.eq(1), is_remote.eq(remote_now),
-                        local.op.eq(p.op), local.addr.eq(p.addr), local.mask.eq(full_mask),
-                        local.data.eq(p.data), local.wf_id.eq(p.wf_id), local.region.eq(idx),
+                        local.mem.op.eq(p.op), local.mem.addr.eq(p.addr),
+                        local.mem.mask.eq(full_mask), local.mem.data.eq(p.data),
+                        local.wf_id.eq(p.wf_id), local.region.eq(idx),
                         local.phase.eq(is_store), local.tracked.eq(tracked),
                         remote_addr.eq(p.addr - reg.base + reg.remote_base),
                         remote_dest.eq(self.next_device),

@@ -11,7 +11,7 @@ Two policies, selected at run time by the ``policy`` input (a register in the T3
   communication can wait, a request that has waited ``starve_limit`` cycles is granted
   next, ahead of compute.
 
-Starvation bound (proved formally in a later issue, tested here): with ``out.ready``
+Starvation bound (proved by k-induction in verif/formal/arbiter.py): with ``out.ready``
 held high, a communication request waits at most ``starve_limit`` cycles from the first
 cycle it is valid to its grant.
 
@@ -23,51 +23,72 @@ from __future__ import annotations
 
 import enum
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from contract.spec import MCA_STARVE_BITS
+from contract.spec import COUNTER_BITS, MCA_STARVE_BITS
 
 __all__ = ["Policy", "MemoryArbiter"]
 
 
 class Policy(enum.IntEnum):
+    """The ``policy`` input of :class:`MemoryArbiter` (the unit's ``ARB`` register)."""
     FIFO = 0
     MCA = 1
 
 
 class MemoryArbiter(wiring.Component):
-    """Two-input arbiter with the plain (round-robin) and MCA policies.
+    """Two-input arbiter with the plain (round-robin) and MCA policies (see the module doc).
 
-    Parameters (keyword-only)
+    Latency 0: the grant is combinational (``out.valid`` in the cycle an input is valid).
+    A grant presented on ``out`` and not taken is held, with its payload, until taken.
+
+    Parameters
     ----------
-    payload_shape : shape of the request payload (the same on both inputs).
-    level_bits : width of ``queue_level`` / ``threshold`` (memory-queue occupancy, entries).
-    starve_bits : width of ``starve_limit`` and of the wait counter (cycles).
+    payload_shape : shape-castable
+        The request payload, the same on both inputs and on ``out``.
+    level_bits : int
+        Width of ``queue_level`` and ``threshold`` (memory-queue occupancy), 1..16.
+    starve_bits : int
+        Width of ``starve_limit`` (cycles), 1..32 (default
+        :data:`contract.spec.MCA_STARVE_BITS`).
 
-    Ports
-    -----
-    compute, comm : In(stream) -- request streams.
-    out : Out(stream) -- granted requests.
-    policy : In(1) -- :class:`Policy`.
-    queue_level : In(level_bits) -- current occupancy of the memory queue (entries).
-    threshold : In(level_bits) -- MCA: communication issues only while queue_level < threshold.
-    starve_limit : In(starve_bits) -- MCA: cycles after which a waiting communication
-        request is granted ahead of compute (0 behaves as 1).
-    comm_wait_max : Out(starve_bits + 1) -- longest wait of a communication request seen
-        (cycles from valid to grant; saturates).
-    starved_grants : Out(32) -- communication grants forced by the starvation limit.
+    Attributes
+    ----------
+    compute : In(stream.Signature(payload_shape))
+        The compute stream (the GEMM's requests).
+    comm : In(stream.Signature(payload_shape))
+        The communication stream.
+    out : Out(stream.Signature(payload_shape))
+        The granted request.
+    policy : In(1)
+        :class:`Policy` (``FIFO``: round-robin; ``MCA``: compute first).
+    queue_level : In(level_bits)
+        Current occupancy of the memory queue (entries).
+    threshold : In(level_bits)
+        MCA: a communication request is granted while compute has nothing to issue
+        only if ``queue_level < threshold`` (the starvation limit overrides both).
+    starve_limit : In(starve_bits)
+        MCA: a communication request that has waited this many cycles is granted next,
+        ahead of compute (0 behaves as 1).
+    comm_wait_max : Out(starve_bits + 1)
+        Longest wait of a communication request seen (cycles from valid to grant;
+        saturates).
+    starved_grants : Out(COUNTER_BITS)
+        Communication grants forced by the starvation limit (MCA, compute waiting).
+    probe : Out(wiring.Signature({"grant_comm": Out(1), "held": Out(1)}))
+        Coverage probes, not used by the design: ``grant_comm`` -- the request on
+        ``out`` is the communication stream's; ``held`` -- that grant was presented and
+        not taken last cycle (held, not decided in this cycle).
     """
 
-    # Mutation hooks for the formal tests (a deliberately broken subclass must be caught).
-    _hold_grants = True
-    _starvation_guard = True
-
     def __init__(self, *, payload_shape, level_bits: int, starve_bits: int = MCA_STARVE_BITS):
-        for name, v, lo, hi in (("level_bits", level_bits, 1, 16), ("starve_bits", starve_bits, 1, 32)):
-            if not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"MemoryArbiter: {name}={v!r}: must be an integer in [{lo}, {hi}]")
+        for name, v, lo, hi in (("level_bits", level_bits, 1, 16),
+                                ("starve_bits", starve_bits, 1, 32)):
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{type(self).__name__}: {name}={v!r}: must be an integer "
+                                 f"in [{lo}, {hi}]")
         self._payload_shape = payload_shape
         self._level_bits = level_bits
         self._starve_bits = starve_bits
@@ -80,13 +101,28 @@ class MemoryArbiter(wiring.Component):
             "threshold": In(level_bits),
             "starve_limit": In(starve_bits),
             "comm_wait_max": Out(starve_bits + 1),
-            "starved_grants": Out(32),
+            "starved_grants": Out(COUNTER_BITS),
+            "probe": Out(wiring.Signature({"grant_comm": Out(1), "held": Out(1)})),
         })
 
     @property
     def latency(self) -> int:
         """Cycles from an input's valid to ``out.valid`` (combinational grant)."""
         return 0
+
+    # ---- design decisions a broken variant overrides (verif/formal/mutants.py) ---------
+
+    def _holds_grant(self) -> Value:
+        """A grant presented on ``out`` and not taken is held next cycle: a stalled
+        ``out`` keeps its valid and payload (stream rules), whatever the inputs do."""
+        return self.out.valid & ~self.out.ready
+
+    def _starved(self, wait, limit) -> Value:
+        """The communication request at the head of ``comm`` has waited long enough
+        (``wait`` cycles so far) to be granted next, ahead of compute (MCA only)."""
+        return self.comm.valid & (wait + 1 >= limit)
+
+    # ---- hardware -------------------------------------------------------------------
 
     def elaborate(self, platform):
         m = Module()
@@ -99,8 +135,7 @@ class MemoryArbiter(wiring.Component):
         starved = Signal()
         limit = Signal(self._starve_bits + 1)
         m.d.comb += limit.eq(self.starve_limit)
-        if self._starvation_guard:
-            m.d.comb += starved.eq(self.comm.valid & (wait + 1 >= limit))
+        m.d.comb += starved.eq(self._starved(wait, limit))
 
         pick_comm = Signal()
         with m.If(hold):
@@ -124,11 +159,11 @@ class MemoryArbiter(wiring.Component):
                 self.out.payload.eq(self.compute.payload),
                 self.compute.ready.eq(self.out.ready),
             ]
+        m.d.comb += [self.probe.grant_comm.eq(pick_comm), self.probe.held.eq(hold)]
 
         fire = Signal()
         m.d.comb += fire.eq(self.out.valid & self.out.ready)
-        if self._hold_grants:
-            m.d.sync += hold.eq(self.out.valid & ~self.out.ready)
+        m.d.sync += hold.eq(self._holds_grant())
         m.d.sync += hold_comm.eq(pick_comm)
         with m.If(fire):
             m.d.sync += last_comm.eq(pick_comm)

@@ -1,65 +1,81 @@
-"""Register block of the track & trigger unit, built from :mod:`contract.regmap`.
-
-Bus (documented in docs/regmap.md): ``req`` stream {addr, write, wdata} and ``resp``
-stream {rdata}; every request gets one response, in order, one request in flight (a
-response register). Word addresses; unmapped reads return 0, unmapped writes are ignored.
-
-Ports other than the bus are derived from the register map, field by field:
-``regions`` (Out, every region group), ``ctrl`` (Out: the ``rw`` global fields),
-``pulse`` (Out: the ``w1p`` fields, one-cycle pulses), ``status`` (In: the ``ro``
-fields), ``errors`` (In: the sticky ``w1c`` flags, kept in the blocks that raise them) and
-``err_clear`` (Out: a one-cycle pulse per flag written 1).
-"""
+"""Register block of the track & trigger unit, built from :mod:`contract.regmap`."""
 
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from contract import regmap
 from contract.spec import T3Config
 
 from . import designs, layouts
-from .addrmap import check_cfg, regions_layout
+from .component import T3Component
+from .interfaces import CsrBus
 
-__all__ = ["Csr", "csr_request", "csr_response"]
-
-
-def csr_request(cfg: T3Config) -> data.StructLayout:
-    return layouts.struct(regmap.csr_request_fields(cfg))
-
-
-def csr_response(cfg: T3Config) -> data.StructLayout:
-    return layouts.struct(regmap.csr_response_fields(cfg))
+__all__ = ["Csr"]
 
 
 def _fields(cfg: T3Config, access: str) -> data.StructLayout:
+    """The global registers' fields of one access kind, as one layout."""
     return data.StructLayout({f.name: f.width for r in regmap.global_registers(cfg)
                               for f in r.fields if f.access == access})
 
 
-class Csr(wiring.Component):
-    """The register block (see the module doc)."""
+def _resets(cfg: T3Config, access: str) -> dict[str, int]:
+    """Reset value of each global field of one access kind."""
+    return {f.name: f.reset for r in regmap.global_registers(cfg)
+            for f in r.fields if f.access == access}
+
+
+class Csr(T3Component):
+    """The register block: the register map of docs/regmap.md on a :class:`CsrBus`.
+
+    Every request gets one response, in order, with one request in flight (the response
+    is a register: a request accepted in cycle t is answered in cycle t + 1, and the next
+    is accepted once the response is taken). Word addresses; a read of an unmapped
+    address returns 0, a write to one is ignored; a write is answered with 0.
+
+    The ports other than the bus are derived from the register map field by field; the
+    sticky flags are kept in the blocks that raise them.
+
+    Parameters
+    ----------
+    cfg : T3Config
+        Bus widths, region count and every field's width; ConfigError when the register
+        map does not fit ``csr_addr_bits``.
+
+    Attributes
+    ----------
+    bus : In(CsrBus(cfg=cfg))
+        The register bus, target side.
+    regions : Out(layouts.regions_layout(cfg))
+        Every region's fields (read/write).
+    ctrl : Out(layout of the ``rw`` global fields)
+        Control fields, at their reset values after reset.
+    pulse : Out(layout of the ``w1p`` fields)
+        One-cycle pulses, the cycle after a write of 1 (e.g. ``kick``, ``clear_counters``).
+    status : In(layout of the ``ro`` fields)
+        Read-only status and counters.
+    errors : In(layout of the ``w1c`` fields)
+        The sticky error flags, read in ``ERR``.
+    err_clear : Out(layout of the ``w1c`` fields)
+        A one-cycle pulse per flag written 1 in ``ERR``.
+    registers : list of contract.regmap.Register
+        The register map this block decodes.
+    """
 
     def __init__(self, *, cfg: T3Config):
-        self._cfg = check_cfg("Csr", cfg)
-        self._regs = regmap.registers(cfg)        # ConfigError if the map does not fit
-        super().__init__({
-            "req": In(stream.Signature(csr_request(cfg))),
-            "resp": Out(stream.Signature(csr_response(cfg))),
-            "regions": Out(regions_layout(cfg)),
-            "ctrl": Out(_fields(cfg, "rw"), init={f.name: f.reset for r in regmap.global_registers(cfg)
-                                                  for f in r.fields if f.access == "rw"}),
+        super().__init__(cfg, lambda cfg: {
+            "bus": In(CsrBus(cfg=cfg)),
+            "regions": Out(layouts.regions_layout(cfg)),
+            "ctrl": Out(_fields(cfg, "rw"), init=_resets(cfg, "rw")),
             "pulse": Out(_fields(cfg, "w1p")),
             "status": In(_fields(cfg, "ro")),
             "errors": In(_fields(cfg, "w1c")),
             "err_clear": Out(_fields(cfg, "w1c")),
         })
-
-    @property
-    def cfg(self) -> T3Config:
-        return self._cfg
+        self._regs = regmap.registers(self.cfg)        # ConfigError if the map does not fit
 
     @property
     def registers(self) -> list[regmap.Register]:
@@ -73,18 +89,19 @@ class Csr(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self._cfg
+        cfg = self.cfg
+        req, resp = self.bus.req, self.bus.resp
         resp_valid = Signal()
         rdata = Signal(cfg.csr_data_bits)
-        m.d.comb += [self.resp.valid.eq(resp_valid), self.resp.payload.rdata.eq(rdata),
-                     self.req.ready.eq(~resp_valid | self.resp.ready)]
-        with m.If(self.resp.valid & self.resp.ready):
+        m.d.comb += [resp.valid.eq(resp_valid), resp.payload.rdata.eq(rdata),
+                     req.ready.eq(~resp_valid | resp.ready)]
+        with m.If(resp.valid & resp.ready):
             m.d.sync += resp_valid.eq(0)
 
         # pulses last one cycle
         m.d.sync += [self.pulse.eq(0), self.err_clear.eq(0)]
-        p = self.req.payload
-        accept = self.req.valid & self.req.ready
+        p = req.payload
+        accept = req.valid & req.ready
         we = accept & p.write
         words = []
         for r in self._regs:

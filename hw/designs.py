@@ -34,7 +34,7 @@ def load_all() -> dict[str, Factory]:
     """Import the block modules that register further designs."""
     import importlib
     for mod in ("hw.nmc", "hw.tracker", "hw.dma", "hw.addrmap", "hw.csr", "hw.arbiter",
-                "hw.env.link", "hw.track_trigger", "hw.unit", "hw.env.ring"):
+                "hw.env.link", "hw.track_trigger", "hw.unit", "hw.env.ring", "hw.dram"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

@@ -60,20 +60,29 @@ def _leading_zeros(m: Module, value: Value, name: str) -> Signal:
 class FloatAdder(wiring.Component):
     """Fully pipelined floating-point adder: ``result = a + b`` after ``latency`` cycles.
 
-    Parameters (keyword-only except ``fmt``)
+    Latency: ``stages`` cycles (:func:`contract.latency.fp_adder` of a configuration is
+    its ``fp_adder_stages``); one addition enters per cycle, it never stalls. Bit-exact
+    to :func:`sim_models.fparith.add_bits` (docs/fp.md).
+
+    Parameters
     ----------
     fmt : str or FloatFormat
-        ``"fp16"``, ``"bf16"`` or ``"fp32"`` (a key of :data:`contract.spec.FORMATS`).
+        ``"fp16"``, ``"bf16"`` or ``"fp32"`` (a key of :data:`contract.spec.FORMATS`);
+        positional or keyword.
     stages : int
-        Pipeline registers from inputs to result, 1..4 (default: the spec's
-        ``fp_adder_stages``). Equal to :attr:`latency` in cycles.
+        Keyword-only. Pipeline registers from inputs to result, 1..4 (default: the
+        spec's ``fp_adder_stages``); :data:`STAGE_CUTS` says where they sit.
 
-    Ports
-    -----
-    a, b : In(width)        raw operand bit patterns
-    valid : In(1)           the operands are an addition to perform this cycle
-    result : Out(width)     raw bit pattern of ``a + b``, ``latency`` cycles later
-    result_valid : Out(1)   ``result`` holds the sum of an addition (``valid`` delayed)
+    Attributes
+    ----------
+    a, b : In(fmt.width)
+        Raw operand bit patterns.
+    valid : In(1)
+        The operands are an addition to perform this cycle.
+    result : Out(fmt.width)
+        Raw bit pattern of ``a + b``, ``latency`` cycles after ``a``/``b``.
+    result_valid : Out(1)
+        ``result`` holds the sum of an addition (``valid`` delayed by ``latency``).
     """
 
     def __init__(self, fmt: str | FloatFormat = "fp16", *,

@@ -12,13 +12,29 @@ __all__ = ["StreamMerge"]
 class StreamMerge(wiring.Component):
     """Round-robin merge of ``n`` streams of the same payload shape.
 
-    Ports: ``i0 .. i{n-1}`` (In streams), ``o`` (Out stream), ``grant`` (Out, index of the
-    input presented on ``o``). Combinational (latency 0); per-input order is preserved
-    and a presented payload stays on ``o`` until accepted (valid/ready rules).
+    Latency 0 (combinational); per-input order is preserved, and a payload presented on
+    ``o`` stays there, from the same input, until accepted (valid/ready rules). The
+    input granted after input ``k`` is the first valid one after ``k`` in index order.
+
+    Parameters
+    ----------
+    payload_shape : shape-castable
+        The payload of every input and of ``o``.
+    n : int
+        Number of inputs, 2..16.
+
+    Attributes
+    ----------
+    i0 .. i{n-1} : In(stream.Signature(payload_shape)) each
+        The inputs (also as a list: :meth:`inputs`).
+    o : Out(stream.Signature(payload_shape))
+        The merged stream.
+    grant : Out(range(n))
+        The index of the input presented on ``o``.
     """
 
     def __init__(self, *, payload_shape, n: int):
-        if not isinstance(n, int) or not 2 <= n <= 16:
+        if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 16:
             raise ValueError(f"StreamMerge: n={n!r}: must be an integer in [2, 16]")
         self._n = n
         members = {f"i{k}": In(stream.Signature(payload_shape)) for k in range(n)}
@@ -30,7 +46,8 @@ class StreamMerge(wiring.Component):
     def n(self) -> int:
         return self._n
 
-    def inputs(self):
+    def inputs(self) -> list:
+        """The input streams ``i0 .. i{n-1}``, in index order."""
         return [getattr(self, f"i{k}") for k in range(self._n)]
 
     def elaborate(self, platform):

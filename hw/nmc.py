@@ -1,6 +1,6 @@
 """Compute-enhanced memory: line storage plus a near-memory ALU next to the DRAM banks.
 
-:class:`ComputeMemory` executes READ, STORE and UPDATE requests (:class:`contract.spec.Op`)
+:class:`ComputeMemory` executes READ, STORE and UPDATE requests (:class:`hw.layouts.Op`)
 on ``cfg.mem_depth_lines`` lines of ``cfg.lanes`` elements, in program order, one request
 per cycle. UPDATE is an atomic read-add-write per line done by :class:`NearMemoryAlu`
 (one :class:`hw.fp.FloatAdder` per lane). The golden model is
@@ -24,18 +24,38 @@ response FIFO has no free credit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from contract.spec import OP_BITS, ConfigError, Op, T3Config
+from contract import latency
+from contract.spec import OP_BITS, T3Config
 
 from . import designs, layouts
+from .layouts import Op
+from .component import T3Component
 from .fp import FloatAdder
 
-__all__ = ["NearMemoryAlu", "ComputeMemory"]
+__all__ = ["NearMemoryAlu", "ComputeMemory", "same_line_update_bubble", "resp_fifo_depth"]
+
+
+def same_line_update_bubble(cfg: T3Config) -> int:
+    """Idle ``req`` cycles a :class:`ComputeMemory` forces between an UPDATE and the next
+    UPDATE to the same line with an overlapping mask when they arrive back to back:
+    L - 1 (L = the ALU's latency). In general an UPDATE accepted ``d`` cycles after such a
+    predecessor waits ``max(0, L - d)`` cycles. No other request pair ever stalls
+    (READ/STORE after UPDATE, UPDATE after STORE, disjoint masks, other lines: 0)."""
+    return latency.nmc_alu(cfg) - 1
+
+
+def resp_fifo_depth(cfg: T3Config) -> int:
+    """Response FIFO lines of a :class:`ComputeMemory`: a READ holds a credit for
+    L + 2 cycles (accept to pop), so L + 3 credits sustain one READ per cycle."""
+    return latency.nmc_alu(cfg) + 3
 
 
 def _merge_lanes(base, new, sel, *, elem_bits: int, lanes: int) -> Value:
@@ -46,44 +66,49 @@ def _merge_lanes(base, new, sel, *, elem_bits: int, lanes: int) -> Value:
                      base[i * elem_bits:(i + 1) * elem_bits]) for i in range(lanes)))
 
 
-class NearMemoryAlu(wiring.Component):
+class NearMemoryAlu(T3Component):
     """The near-memory ALU: ``result = a + b`` lane by lane, ``latency`` cycles later.
 
     One :class:`hw.fp.FloatAdder` of ``cfg.dtype`` with ``cfg.fp_adder_stages`` stages per
-    lane; fully pipelined (one line per cycle), never stalls.
+    lane; fully pipelined (one line per cycle), never stalls. Latency:
+    :func:`contract.latency.nmc_alu` (``cfg.fp_adder_stages``) cycles.
 
-    Ports
-    -----
-    a, b : In(cfg.line_bits)     raw lines (lane ``i`` = bits ``[i*elem_bits, (i+1)*elem_bits)``)
-    valid : In(1)                ``a``/``b`` hold an addition this cycle
-    result : Out(cfg.line_bits)  lane-wise sum, ``latency`` cycles after ``a``/``b``
-    result_valid : Out(1)        ``valid`` delayed by ``latency`` cycles
+    Parameters
+    ----------
+    cfg : T3Config
+        ``dtype`` (the adders' format), ``line_bytes`` (-> ``lanes``), ``fp_adder_stages``.
+
+    Attributes
+    ----------
+    a, b : In(cfg.line_bits)
+        Raw lines of operands (lane ``i`` = bits ``[i*elem_bits, (i+1)*elem_bits)``).
+    valid : In(1)
+        ``a``/``b`` hold an addition this cycle.
+    result : Out(cfg.line_bits)
+        Lane-wise sum, ``latency`` cycles after ``a``/``b``.
+    result_valid : Out(1)
+        ``valid`` delayed by ``latency`` cycles.
     """
 
     def __init__(self, *, cfg: T3Config):
-        self._cfg = layouts.check_cfg("NearMemoryAlu", cfg)
-        w = cfg.line_bits
-        super().__init__({"a": In(w), "b": In(w), "valid": In(1),
-                          "result": Out(w), "result_valid": Out(1)})
-
-    @property
-    def cfg(self) -> T3Config:
-        return self._cfg
+        super().__init__(cfg, lambda cfg: {
+            "a": In(cfg.line_bits), "b": In(cfg.line_bits), "valid": In(1),
+            "result": Out(cfg.line_bits), "result_valid": Out(1)})
 
     @property
     def lanes(self) -> int:
-        return self._cfg.lanes
+        return self.cfg.lanes
 
     @property
     def latency(self) -> int:
-        """Cycles from ``a``/``b`` to ``result`` (== ``cfg.fp_adder_stages``)."""
-        return self._cfg.fp_adder_stages
+        """Cycles from ``a``/``b`` to ``result`` (:func:`contract.latency.nmc_alu`)."""
+        return latency.nmc_alu(self.cfg)
 
     def elaborate(self, platform):
         m = Module()
-        eb = self._cfg.elem_bits
+        eb = self.cfg.elem_bits
         for i in range(self.lanes):
-            add = FloatAdder(self._cfg.dtype, stages=self._cfg.fp_adder_stages)
+            add = FloatAdder(self.cfg.dtype, stages=self.cfg.fp_adder_stages)
             assert add.latency == self.latency
             m.submodules[f"lane{i}"] = add
             lo, hi = i * eb, (i + 1) * eb
@@ -94,42 +119,51 @@ class NearMemoryAlu(wiring.Component):
         return m
 
 
-class ComputeMemory(wiring.Component):
+@dataclass(frozen=True)
+class _StageWrite:
+    """The write stage's storage write of this cycle (reaches the storage at the edge)."""
+    enable: Value
+    addr: Value
+    mask: Value
+    data: Value
+
+
+class ComputeMemory(T3Component):
     """Line storage with in-place READ / STORE / UPDATE, in program order, 1 request/cycle.
 
-    Parameters (keyword-only)
+    Latency: :func:`contract.latency.compute_memory` (L + 2, L = ``cfg.fp_adder_stages``)
+    cycles from a READ's acceptance on ``req`` to its data on ``resp`` (no backpressure);
+    see :attr:`same_line_update_bubble` for the one request pair that stalls.
+
+    Parameters
     ----------
     cfg : T3Config
         ``dtype``, ``line_bytes`` (-> ``lanes``), ``mem_depth_lines``, ``fp_adder_stages``.
 
-    Ports
-    -----
-    req : In(stream of hw.layouts.memory_request(cfg))
+    Attributes
+    ----------
+    req : In(stream.Signature(hw.layouts.memory_request(cfg)))
         ``{op, addr, mask, data}``; ``mask`` bit ``i`` enables lane ``i`` of a STORE or
         UPDATE (READ ignores it). ``ready`` depends combinationally on ``valid``'s payload
         (``op``/``addr``/``mask``), as the stream rules allow.
-    resp : Out(stream of hw.layouts.memory_response(cfg))
-        one ``{data}`` per READ, in request order; backpressure is absorbed by a FIFO of
+    resp : Out(stream.Signature(hw.layouts.memory_response(cfg)))
+        One ``{data}`` per READ, in request order; backpressure is absorbed by a FIFO of
         :attr:`resp_fifo_depth` lines with credit-based admission, so no response is lost.
     error : Out(1)
-        sticky until reset: set when a request with an invalid op (3) or an address
+        Sticky until reset: set when a request with an invalid op (3) or an address
         ``>= mem_depth_lines`` is consumed (it has no effect and no response), or if a
         response ever met a full FIFO (impossible by construction; checked anyway).
-    error_op, error_addr : Out(2), Out(cfg.addr_bits)
-        ``op`` and ``addr`` of the first invalid request since reset (for the CSR status).
+    error_op : Out(OP_BITS)
+        ``op`` of the first invalid request since reset (for the CSR status); plain bits,
+        not an :class:`hw.layouts.Op`: it may hold the encoding no member has.
+    error_addr : Out(cfg.addr_bits)
+        ``addr`` of that request.
     busy : Out(1)
-        a request is in flight or a response is waiting.
+        A request is in flight or a response is waiting.
     """
 
-    # Mutation hooks for the formal tests (verif/formal/nmc.py): a subclass that changes
-    # one is deliberately broken and must be caught. Defaults = the design.
-    _hazard_check = True         # hold an UPDATE behind an unfinished overlapping UPDATE
-    _forward_stores = True       # operand stage forwards STOREs still in s[1..L-1]
-    _snoop_writes = True         # operand / READ lines see the write stage's write
-
     def __init__(self, *, cfg: T3Config):
-        self._cfg = layouts.check_cfg("ComputeMemory", cfg)
-        super().__init__({
+        super().__init__(cfg, lambda cfg: {
             "req": In(stream.Signature(layouts.memory_request(cfg))),
             "resp": Out(stream.Signature(layouts.memory_response(cfg))),
             "error": Out(1),
@@ -140,26 +174,22 @@ class ComputeMemory(wiring.Component):
 
     # ---- derived values --------------------------------------------------------------
     @property
-    def cfg(self) -> T3Config:
-        return self._cfg
-
-    @property
     def lanes(self) -> int:
-        return self._cfg.lanes
+        return self.cfg.lanes
 
     @property
     def depth_lines(self) -> int:
-        return self._cfg.mem_depth_lines
+        return self.cfg.mem_depth_lines
 
     @property
     def storage_bits(self) -> int:
         """Bits of line storage (``mem_depth_lines * line_bits``)."""
-        return self._cfg.mem_depth_lines * self._cfg.line_bits
+        return self.cfg.mem_depth_lines * self.cfg.line_bits
 
     @property
     def alu_latency(self) -> int:
-        """Cycles through the near-memory ALU (``cfg.fp_adder_stages``)."""
-        return self._cfg.fp_adder_stages
+        """Cycles through the near-memory ALU, L (:func:`contract.latency.nmc_alu`)."""
+        return latency.nmc_alu(self.cfg)
 
     @property
     def pipeline_stages(self) -> int:
@@ -169,41 +199,65 @@ class ComputeMemory(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the cycle a READ is accepted on ``req`` to the cycle its data is
-        valid on ``resp`` (no backpressure): L + 2 (L stages, the write stage, the FIFO)."""
-        return self.alu_latency + 2
+        valid on ``resp`` (no backpressure): L + 2 (L stages, the write stage, the FIFO;
+        :func:`contract.latency.compute_memory`)."""
+        return latency.compute_memory(self.cfg)
 
     @property
     def same_line_update_bubble(self) -> int:
-        """Idle ``req`` cycles forced between an UPDATE and the next UPDATE to the same
-        line with an overlapping mask when they arrive back to back: L - 1. In general an
-        UPDATE accepted ``d`` cycles after such a predecessor waits ``max(0, L - d)``
-        cycles. No other request pair ever stalls (READ/STORE after UPDATE, UPDATE after
-        STORE, disjoint masks, other lines: 0)."""
-        return self.alu_latency - 1
+        """See :func:`same_line_update_bubble` (L - 1)."""
+        return same_line_update_bubble(self.cfg)
 
     @property
     def resp_fifo_depth(self) -> int:
-        """Response FIFO lines: a READ occupies a credit for L + 2 cycles (accept to pop),
-        so L + 3 credits sustain one READ per cycle."""
-        return self.alu_latency + 3
+        """See :func:`resp_fifo_depth` (L + 3)."""
+        return resp_fifo_depth(self.cfg)
+
+    # ---- design decisions a broken variant overrides (verif/formal/mutants.py) ---------
+
+    def _update_hazard(self, req, unfinished) -> Value:
+        """``req`` is an UPDATE that must wait: an older UPDATE to its line with an
+        overlapping mask is in one of the ``unfinished`` stages (s[0..L-2]). That UPDATE
+        will still be inside the ALU next cycle, so its sum cannot reach ``req``'s operand."""
+        hazard = Const(0)
+        for st in unfinished:
+            hazard = hazard | (st.valid & (st.op == Op.UPDATE) & (st.addr == req.addr)
+                               & (st.mask & req.mask).any())
+        return hazard & (req.op == Op.UPDATE)
+
+    def _forward_stores(self, operand, addr, in_flight) -> Value:
+        """``operand`` (line ``addr`` as the storage and the write stage have it) with the
+        STOREs to ``addr`` still in the ``in_flight`` stages (s[1..L-1]) merged in, the
+        oldest first: they are older than the UPDATE in s[0] but not written yet."""
+        for st in reversed(in_flight):
+            hit = st.valid & (st.op == Op.STORE) & (st.addr == addr)
+            operand = self._merge(operand, st.line, Mux(hit, st.mask, 0))
+        return operand
+
+    def _snoop(self, line, addr, write: _StageWrite) -> Value:
+        """``line`` of ``addr`` with this cycle's ``write`` applied: the storage takes the
+        write at the clock edge, so the operand read and every READ's carried line would
+        miss it otherwise."""
+        hit = write.enable & (write.addr == addr)
+        return self._merge(line, write.data, Mux(hit, write.mask, 0))
+
+    def _merge(self, base, new, sel) -> Value:
+        return _merge_lanes(base, new, sel, elem_bits=self.cfg.elem_bits, lanes=self.lanes)
 
     # ---- hardware --------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        cfg = self._cfg
-        L, lanes, eb = self.alu_latency, self.lanes, cfg.elem_bits
-
-        def merge(base, new, sel):
-            return _merge_lanes(base, new, sel, elem_bits=eb, lanes=lanes)
+        cfg = self.cfg
+        L, lanes = self.alu_latency, self.lanes
 
         m.submodules.storage = storage = Memory(shape=unsigned(cfg.line_bits),
                                                 depth=cfg.mem_depth_lines, init=[])
-        wr = storage.write_port(granularity=eb)
+        wr = storage.write_port(granularity=cfg.elem_bits)
         rd = storage.read_port(transparent_for=(wr,))
         m.submodules.alu = alu = NearMemoryAlu(cfg=cfg)
         m.submodules.resp_fifo = fifo = SyncFIFO(width=cfg.line_bits, depth=self.resp_fifo_depth)
 
-        stage_layout = data.StructLayout({"valid": 1, "op": OP_BITS, "addr": cfg.addr_bits,
+        stage_layout = data.StructLayout({"valid": 1, "op": Op, "addr": cfg.addr_bits,
                                           "mask": lanes, "line": cfg.line_bits})
         s = [Signal(stage_layout, name=f"s{k}") for k in range(L + 1)]
         a_st, w_st = s[0], s[L]
@@ -216,28 +270,17 @@ class ComputeMemory(wiring.Component):
             wr.addr.eq(w_st.addr), wr.data.eq(w_data),
             wr.en.eq(Mux(w_writes, w_st.mask, 0)),
         ]
-
-        def snoop(line, addr):
-            """``line`` of ``addr`` with this cycle's write applied."""
-            if not self._snoop_writes:
-                return line
-            hit = w_writes & (w_st.addr == addr)
-            return merge(line, w_data, Mux(hit, w_st.mask, 0))
+        write = _StageWrite(enable=w_writes, addr=w_st.addr, mask=w_st.mask, data=w_data)
 
         # ---- acceptance ----------------------------------------------------------------
         req = self.req.payload
         good = Signal()
         addr_ok = (req.addr < cfg.mem_depth_lines) if cfg.mem_depth_lines < (1 << cfg.addr_bits) \
             else Const(1)
-        m.d.comb += good.eq((req.op <= max(Op)) & addr_ok)
+        m.d.comb += good.eq(Cat(*(req.op == op for op in Op)).any() & addr_ok)
 
-        # An UPDATE needs, in s[0], the sums of all older UPDATEs to its lanes of the line.
-        # Those now in s[0..L-2] will still be inside the ALU next cycle: wait.
-        hazard = Const(0)
-        for st in s[:L - 1]:
-            hazard = hazard | (st.valid & (st.op == Op.UPDATE) & (st.addr == req.addr)
-                               & (st.mask & req.mask).any())
-        hazard = hazard & (req.op == Op.UPDATE) if self._hazard_check else Const(0)
+        # An UPDATE needs, in s[0], the sums of all older UPDATEs to its lanes of the line
+        hazard = self._update_hazard(req, s[:L - 1])
 
         # READ credits: a READ holds one from acceptance until its response is popped.
         credits_used = Signal(range(self.resp_fifo_depth + 1))
@@ -258,10 +301,8 @@ class ComputeMemory(wiring.Component):
 
         # ---- operand stage s[0]: forward every older write the storage has not seen ----
         # order of age: storage (incl. last cycle's write) < s[L] < s[L-1] < ... < s[1]
-        operand = snoop(rd.data, a_st.addr)
-        for st in reversed(s[1:L] if self._forward_stores else []):
-            hit = st.valid & (st.op == Op.STORE) & (st.addr == a_st.addr)
-            operand = merge(operand, st.line, Mux(hit, st.mask, 0))
+        operand = self._forward_stores(self._snoop(rd.data, a_st.addr, write), a_st.addr,
+                                       s[1:L])
         a_operand = Signal(cfg.line_bits)
         m.d.comb += [a_operand.eq(operand), alu.a.eq(a_operand), alu.b.eq(a_st.line),
                      alu.valid.eq(a_st.valid & (a_st.op == Op.UPDATE))]
@@ -269,7 +310,7 @@ class ComputeMemory(wiring.Component):
         # ---- advance: a READ carries its line, which snoops every write it overtakes ---
         for k in range(L):
             cur, nxt = s[k], s[k + 1]
-            line = a_operand if k == 0 else snoop(cur.line, cur.addr)
+            line = a_operand if k == 0 else self._snoop(cur.line, cur.addr, write)
             m.d.sync += [nxt.valid.eq(cur.valid), nxt.op.eq(cur.op), nxt.addr.eq(cur.addr),
                          nxt.mask.eq(cur.mask),
                          nxt.line.eq(Mux(cur.op == Op.READ, line, cur.line))]

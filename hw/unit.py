@@ -8,19 +8,6 @@
     csr      ◄─► │ tracker, DMA,│ ◄──mem_resp─── response router ◄─────┘
                  │ CSRs, MCA)   │                       └──► host_resp
                  └──────────────┘
-
-``host``/``host_resp`` is the host's direct path to memory (READ and STORE, untracked,
-bypassing the address map): what a driver uses to load inputs and read results back.
-READ responses are routed back to their issuer by a FIFO of 2-bit source tags pushed
-when the READ enters the memory queue: the DMA engine, the host, or nobody -- a READ from
-the producer port (background GEMM operand traffic, hw/env/readgen.py; told apart from DMA
-READs by TrackTrigger's ``mem_lane``) has its response discarded and counted in
-``gemm_reads_done``. Nothing else is dropped: a full queue or a full tag FIFO
-backpressures.
-
-Counters for utilisation reports (32-bit, wrapping): ``mem_reqs`` (requests accepted by
-the memory), ``mem_busy_cycles`` (cycles the memory accepted a request),
-``queue_full_cycles``, ``gemm_reads_done`` (producer READs answered and discarded).
 """
 
 from __future__ import annotations
@@ -31,17 +18,18 @@ from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from contract.spec import Op, T3Config
+from contract.spec import COUNTER_BITS, T3Config
 
 from . import designs, layouts
-from .addrmap import COUNTER_BITS
-from .csr import csr_request, csr_response
+from .component import T3Component
+from .interfaces import CsrBus, MemoryPort
+from .layouts import Op
 from .merge import StreamMerge
 from .nmc import ComputeMemory
 from .track_trigger import TrackTrigger
 from .tracker import LANE_PRODUCER
 
-__all__ = ["T3Unit", "ReadTag", "COUNTER_BITS"]
+__all__ = ["T3Unit", "ReadTag"]
 
 
 class ReadTag(enum.IntEnum):
@@ -54,21 +42,86 @@ class ReadTag(enum.IntEnum):
 TAG_SHAPE = Shape.cast(ReadTag)
 
 
-class T3Unit(wiring.Component):
-    """One device's T3 unit (see the module doc). Keyword-only ``cfg``."""
+class T3Unit(T3Component):
+    """One device's T3 unit: :class:`TrackTrigger` in front of a memory queue and a
+    :class:`ComputeMemory`, plus the host's direct port to memory.
+
+    The requests of TrackTrigger's ``mem`` and of ``host`` are merged round-robin into
+    the memory queue (a FIFO of ``cfg.mem_queue_depth``, whose level the MCA watches).
+    READ responses are routed back to their issuer by a FIFO of source tags
+    (:class:`ReadTag`) pushed when the READ enters the queue: the DMA engine, the host,
+    or nobody -- a READ from the producer port (background GEMM operand traffic,
+    hw/env/readgen.py; told apart from DMA READs by TrackTrigger's ``mem_lane``) has its
+    response discarded and counted in ``gemm_reads_done``. Nothing else is dropped: a
+    full queue or a full tag FIFO backpressures.
+
+    The port names are those the Verilog testbenches bind, so the host's memory port
+    and the register bus are listed as their two streams (:mod:`hw.interfaces`).
+
+    Parameters
+    ----------
+    cfg : T3Config
+        The unit's configuration.
+
+    Attributes
+    ----------
+    producer : In(stream.Signature(layouts.producer_request(cfg)))
+        The GPU's requests (TrackTrigger's ``producer``).
+    ingress : In(stream.Signature(layouts.link_packet(cfg)))
+        Packets from the previous device.
+    egress : Out(stream.Signature(layouts.link_packet(cfg)))
+        Packets for the next device.
+    host : In(stream.Signature(layouts.memory_request(cfg)))
+        ``req`` of a :class:`MemoryPort` (target side): the host's direct path to memory
+        (a driver loads inputs and reads results back): untracked, bypassing the address
+        map.
+    host_resp : Out(stream.Signature(layouts.memory_response(cfg)))
+        ``resp`` of the host's memory port: its READs' lines, in order.
+    csr_req : In(stream.Signature(layouts.csr_request(cfg)))
+        ``req`` of the register bus (:class:`CsrBus`, target side; docs/regmap.md).
+    csr_resp : Out(stream.Signature(layouts.csr_response(cfg)))
+        ``resp`` of the register bus.
+    irq : Out(1)
+        Any sticky error flag is set.
+    queue_level : Out(range(cfg.mem_queue_depth + 1))
+        Occupancy of the memory queue.
+    mem_reqs : Out(COUNTER_BITS)
+        Requests accepted by the memory (wrapping, like every counter here).
+    mem_busy_cycles : Out(COUNTER_BITS)
+        Cycles the memory accepted a request.
+    queue_full_cycles : Out(COUNTER_BITS)
+        Cycles the memory queue was full.
+    mem_error : Out(1)
+        The memory's sticky error (an invalid request reached it).
+    gemm_reads_done : Out(COUNTER_BITS)
+        Producer READs answered by the memory and discarded.
+    csr : interface
+        ``csr_req``/``csr_resp`` as one :class:`CsrBus` target interface.
+    host_port : interface
+        ``host``/``host_resp`` as one :class:`MemoryPort` target interface.
+    tag_depth : int
+        Outstanding READs the response router can track.
+    trigger_latency : int
+        TrackTrigger's (contract.latency.TRIGGER).
+    """
 
     def __init__(self, *, cfg: T3Config):
-        self._cfg = layouts.check_cfg("T3Unit", cfg)
-        self._tt = TrackTrigger(cfg=cfg)
-        self._mem = ComputeMemory(cfg=cfg)
-        super().__init__({
+        super().__init__(cfg, self._ports)
+        self._tt = TrackTrigger(cfg=self.cfg)
+        self._mem = ComputeMemory(cfg=self.cfg)
+
+    @staticmethod
+    def _ports(cfg: T3Config) -> dict:
+        host = MemoryPort(cfg=cfg).flip()
+        csr = CsrBus(cfg=cfg).flip()
+        return {
             "producer": In(stream.Signature(layouts.producer_request(cfg))),
             "ingress": In(stream.Signature(layouts.link_packet(cfg))),
             "egress": Out(stream.Signature(layouts.link_packet(cfg))),
-            "host": In(stream.Signature(layouts.memory_request(cfg))),
-            "host_resp": Out(stream.Signature(layouts.memory_response(cfg))),
-            "csr_req": In(stream.Signature(csr_request(cfg))),
-            "csr_resp": Out(stream.Signature(csr_response(cfg))),
+            "host": host.members["req"],
+            "host_resp": host.members["resp"],
+            "csr_req": csr.members["req"],
+            "csr_resp": csr.members["resp"],
             "irq": Out(1),
             "queue_level": Out(range(cfg.mem_queue_depth + 1)),
             "mem_reqs": Out(COUNTER_BITS),
@@ -76,16 +129,22 @@ class T3Unit(wiring.Component):
             "queue_full_cycles": Out(COUNTER_BITS),
             "mem_error": Out(1),
             "gemm_reads_done": Out(COUNTER_BITS),
-        })
+        }
 
     @property
-    def cfg(self) -> T3Config:
-        return self._cfg
+    def csr(self):
+        """The register bus as one :class:`CsrBus` interface (target side)."""
+        return CsrBus(cfg=self.cfg).flip().view(req=self.csr_req, resp=self.csr_resp)
+
+    @property
+    def host_port(self):
+        """The host's memory port as one :class:`MemoryPort` interface (target side)."""
+        return MemoryPort(cfg=self.cfg).flip().view(req=self.host, resp=self.host_resp)
 
     @property
     def tag_depth(self) -> int:
         """Outstanding READs the response router can track (power of two)."""
-        need = self._cfg.mem_queue_depth + self._mem.latency + self._mem.resp_fifo_depth + 2
+        need = self.cfg.mem_queue_depth + self._mem.latency + self._mem.resp_fifo_depth + 2
         return 1 << (need - 1).bit_length()
 
     @property
@@ -94,7 +153,7 @@ class T3Unit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self._cfg
+        cfg = self.cfg
         m.submodules.tt = tt = self._tt
         m.submodules.mem = mem = self._mem
         m.submodules.merge = mrg = StreamMerge(payload_shape=layouts.memory_request(cfg), n=2)
@@ -105,8 +164,7 @@ class T3Unit(wiring.Component):
         connect(m, wiring.flipped(self.producer), tt.producer)
         connect(m, wiring.flipped(self.ingress), tt.ingress)
         connect(m, tt.egress, wiring.flipped(self.egress))
-        connect(m, wiring.flipped(self.csr_req), tt.csr_req)
-        connect(m, tt.csr_resp, wiring.flipped(self.csr_resp))
+        connect(m, wiring.flipped(self.csr), tt.csr)
         m.d.comb += self.irq.eq(tt.irq)
 
         # requests: TrackTrigger (tracker output + DMA reads) and host, merged into the queue
@@ -133,7 +191,12 @@ class T3Unit(wiring.Component):
             tt.queue_level.eq(q.level),
             self.mem_error.eq(mem.error),
         ]
-        # responses back to their issuer, in order
+        self._route_responses(m, mem, tags, tt)
+        self._count(m, mem, q)
+        return m
+
+    def _route_responses(self, m: Module, mem: ComputeMemory, tags, tt: TrackTrigger) -> None:
+        """Memory responses back to their issuer (the tag FIFO's head), in order."""
         to_host, to_dma, discard = Signal(), Signal(), Signal()
         m.d.comb += [to_host.eq(tags.r_data == ReadTag.HOST), to_dma.eq(tags.r_data == ReadTag.DMA),
                      discard.eq(tags.r_data == ReadTag.DISCARD)]
@@ -148,6 +211,9 @@ class T3Unit(wiring.Component):
         ]
         with m.If(mem.resp.valid & mem.resp.ready & discard):
             m.d.sync += self.gemm_reads_done.eq(self.gemm_reads_done + 1)
+
+    def _count(self, m: Module, mem: ComputeMemory, q) -> None:
+        """The utilisation counters."""
         accepted = Signal()
         m.d.comb += accepted.eq(mem.req.valid & mem.req.ready)
         with m.If(accepted):
@@ -155,7 +221,6 @@ class T3Unit(wiring.Component):
                          self.mem_busy_cycles.eq(self.mem_busy_cycles + 1)]
         with m.If(~q.w_rdy):
             m.d.sync += self.queue_full_cycles.eq(self.queue_full_cycles + 1)
-        return m
 
 
 designs.register("t3_unit", lambda cfg: T3Unit(cfg=cfg))

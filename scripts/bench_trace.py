@@ -12,7 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sim_models.gemm import GemmSpec, config_for, make_workload   # noqa: E402
+from contract.gemm import GemmSpec                                   # noqa: E402
+from contract.sizing import config_for                               # noqa: E402
+from sim_models.workload import make_workload                        # noqa: E402
 from sim_models.golden import run_ring                               # noqa: E402
 from sim_models.trace import load_traces, save_traces                # noqa: E402
 

@@ -16,7 +16,8 @@ N (own)      TRACKED     2                STORE (AG)   0               NONE
 
 ``store_fire`` is NONE on the last all-gather hop (when the next device is the owner).
 Without the fused all-gather (``fuse_allgather=False``) every store column is 0 / NONE
-and the own chunk's ``update_fire`` is NONE. See docs/programming.md.
+and the own chunk's ``update_fire`` is NONE. See docs/programming.md. How many tracker
+entries and DMA queue slots this programming needs: :mod:`contract.sizing`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from .gemm import Chunk, GemmSpec, stage_chunk
+from contract.gemm import Chunk, GemmSpec, stage_chunk
 from contract.program import DeviceProgram, Region, TileGeometry, wf_id
 from contract.spec import PHASE_STORE, PHASE_UPDATE, FireOp, ProducerAction, T3Config
 
-__all__ = ["chunk_stage", "chunk_region", "ring_programs", "tracker_entries_needed",
-           "tracker_entries_min", "chunk_tiles", "DmaCommand",
-           "dma_commands", "region_tiles", "schedule_rows"]
+__all__ = ["chunk_stage", "chunk_region", "ring_programs", "DmaCommand", "dma_commands",
+           "region_tiles", "schedule_rows"]
 
 
 def chunk_stage(device: int, chunk: int, devices: int) -> int:
@@ -70,50 +70,6 @@ def ring_programs(cfg: T3Config, gemm: GemmSpec, chunks: list[Chunk], *,
                           regions=tuple(chunk_region(cfg, gemm, c, d, fuse_allgather=fuse_allgather)
                                         for c in chunks))
             for d in range(n)]
-
-
-#: entries beyond a chunk's tiles and the producer's open tiles: one tile arriving on the
-#: link and one fused all-gather tile (see :func:`tracker_entries_needed`)
-TRACKER_SLACK = 2
-
-
-def tracker_entries_needed(cfg: T3Config, gemm: GemmSpec, chunks: list[Chunk]) -> int:
-    """Recommended tracker entries for the fused ring (docs/programming.md "Sizing"):
-    the largest chunk's WF tiles + ``gemm.cus`` + :data:`TRACKER_SLACK`.
-
-    Device d computes chunk c at stage s, but its upstream device computes c at stage
-    s - 1 and sends it (remote stores, then DMA updates) during that stage, so the link
-    half of every tile of a chunk arrives about one stage before the local half, and each
-    tile keeps its entry until both halves are in. The table must therefore hold a whole
-    chunk, plus the tiles open at that moment: up to ``cus`` the producer is writing (one
-    per WG of a wave), one arriving on the link and one all-gather tile. Fewer entries
-    cost stall cycles (STALL_CYCLES); fewer than :func:`tracker_entries_min` can stop
-    the ring. More entries still stall when the producer outruns the link (it then runs
-    ahead into tiles whose link half has not come), which only throttles the producer to
-    the link's pace.
-    """
-    return chunk_tiles(cfg, gemm, chunks) + gemm.cus + TRACKER_SLACK
-
-
-def tracker_entries_min(cfg: T3Config, gemm: GemmSpec, chunks: list[Chunk]) -> int:
-    """The smallest chunk's WF tiles: with fewer tracker entries the fused ring stops in
-    stage 1 unless the links buffer the rest of a chunk. Every chunk is some device's
-    stage-1 chunk, sent whole to the next device, whose entries for it free only once
-    its own producer reaches stage 2, i.e. once ITS stage-1 chunk was taken whole by the
-    device after it. Measured: 2 devices, chunks of 20 tiles (40 lines), 16 entries and a
-    16-line link FIFO stop; the same shape of 36-tile chunks with a 128-line link FIFO
-    completes (the FIFO holds the whole 72-line chunk)."""
-    return min(_tiles_per_chunk(cfg, gemm, chunks))
-
-
-def chunk_tiles(cfg: T3Config, gemm: GemmSpec, chunks: list[Chunk]) -> int:
-    """WF tiles of the largest chunk."""
-    return max(_tiles_per_chunk(cfg, gemm, chunks))
-
-
-def _tiles_per_chunk(cfg: T3Config, gemm: GemmSpec, chunks: list[Chunk]) -> list[int]:
-    regions = (chunk_region(cfg, gemm, c, 0) for c in chunks)
-    return [r.tiles_outer * r.tiles_inner for r in regions]
 
 
 def region_tiles(cfg: T3Config, region: Region) -> Iterator[int]:

@@ -35,9 +35,13 @@ from typing import Sequence
 
 import numpy as np
 
-from . import fparith
+from contract.gemm import GemmSpec
 from contract.program import DeviceProgram, Region
-from contract.spec import PHASE_STORE, PHASE_UPDATE, ConfigError, FireOp, Op, ProducerAction, T3Config
+from contract.spec import (PHASE_STORE, PHASE_UPDATE, ConfigError, FireOp, Op, ProducerAction,
+                           T3Config, fire_packet_op)
+
+from . import fparith
+from .trace import ROUTE_LOCAL, ROUTE_REMOTE, Trace
 
 __all__ = ["RingError", "FireRecord", "RingResult", "run_ring", "COUNT_KEYS"]
 
@@ -70,9 +74,9 @@ class RingResult:
     fires: list[list[FireRecord]]         # per device, in fire order
     counts: list[dict[str, int]]          # per device, keys COUNT_KEYS
     order: list[tuple[int, ...]]          # per chunk (regions by address): fold order
-    gemm: object = None
+    gemm: GemmSpec | None = None
 
-    def final_matrix(self, device: int, gemm=None) -> np.ndarray:
+    def final_matrix(self, device: int, gemm: GemmSpec | None = None) -> np.ndarray:
         """The M x N output as held in ``device``'s memory."""
         gemm = gemm or self.gemm
         if gemm is None:
@@ -118,8 +122,8 @@ def _op_name(op: int) -> str:
         return f"op {op}"
 
 
-def run_ring(cfg: T3Config, programs: Sequence[DeviceProgram], traces: Sequence, *,
-             seed: int | None = None, gemm=None) -> RingResult:
+def run_ring(cfg: T3Config, programs: Sequence[DeviceProgram], traces: Sequence[Trace], *,
+             seed: int | None = None, gemm: GemmSpec | None = None) -> RingResult:
     """Run the ring until every source is drained. ``gemm`` (optional) enables
     ``RingResult.final_matrix``."""
     n = cfg.ring_devices
@@ -191,7 +195,7 @@ def run_ring(cfg: T3Config, programs: Sequence[DeviceProgram], traces: Sequence,
         dev.counts["completions"] += 1
         if fire != FireOp.NONE:
             dest = tuple(r.translate(a, r.dest_base) for a in src)
-            out_op = int(Op.UPDATE if fire == FireOp.UPDATE else Op.STORE)
+            out_op = int(fire_packet_op(fire))
             for i, (a, da) in enumerate(zip(src, dest)):
                 send(d, now, out_op, da, wf, data[i], dev.prov[a])
             dev.counts["fires"] += 1
@@ -208,7 +212,7 @@ def run_ring(cfg: T3Config, programs: Sequence[DeviceProgram], traces: Sequence,
         dev = devs[d]
         ri, r = dev.region(addr)
         action = r.producer if r is not None else ProducerAction.LOCAL
-        want_route = 1 if action == ProducerAction.REMOTE else 0
+        want_route = ROUTE_REMOTE if action == ProducerAction.REMOTE else ROUTE_LOCAL
         if route != want_route:
             raise RingError(f"device {d}: trace request {i} addr={addr}: route={route} but the "
                             f"address map says {action.name}")

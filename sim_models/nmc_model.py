@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .fparith import add_bits
+from .fparith import add_bits, from_float
 from contract.spec import ConfigError, Op, T3Config
 
 __all__ = ["ComputeMemoryModel", "Request", "random_trace", "accept_schedule"]
@@ -145,7 +145,6 @@ def random_trace(cfg: T3Config, rng, n: int, *, hot_lines: int = 4,
     [-8, 8) (sums stay finite and round often), with probability ``raw_prob`` an element
     is a random raw bit pattern (NaN, infinity, subnormal, ...). ``rng`` is a
     ``random.Random``: the same seed gives the same trace."""
-    from .fparith import from_float
     fmt, lanes = cfg.fmt, cfg.lanes
     hot = [rng.randrange(cfg.mem_depth_lines) for _ in range(hot_lines)]
     ops = rng.choices(list(Op), weights=op_weights, k=n)

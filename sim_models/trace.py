@@ -6,7 +6,8 @@ docs/programming.md); :func:`save_traces` / :func:`load_traces` write and read t
 on-disk format (docs/trace_format.md): ``trace.json`` (header: format name and version,
 config, GEMM, programming) and one ``device<d>.npz`` per device. The loader checks
 everything and raises :class:`~contract.spec.ConfigError` with one line
-``<file>: <field>: <problem>``.
+``<file>: <field>: <problem>``. Addresses and WF ids follow the GEMM's layout and tiling
+(:mod:`contract.gemm`) and the WF id packing of :mod:`contract.program`.
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Sequence
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from .gemm import Chunk, GemmSpec, OutputGeometry, check_config
-from contract.program import DeviceProgram
+from contract.gemm import Chunk, GemmSpec, OutputGeometry
+from contract.program import DeviceProgram, pack_wf_id
+from contract.sizing import check_config
 from contract.spec import ConfigError, Op, ProducerAction, T3Config
 
-__all__ = ["Trace", "FORMAT_NAME", "FORMAT_VERSION", "HEADER_FILE", "producer_trace",
-           "save_traces", "load_traces", "check_trace", "ROUTE_LOCAL", "ROUTE_REMOTE"]
+from . import fparith
+
+__all__ = ["Trace", "TraceSet", "FORMAT_NAME", "FORMAT_VERSION", "HEADER_FILE", "producer_trace",
+           "wg_store_order", "save_traces", "load_traces", "load_header", "check_trace",
+           "ROUTE_LOCAL", "ROUTE_REMOTE"]
 
 FORMAT_NAME = "t3-trace"
 FORMAT_VERSION = 1
@@ -57,9 +63,38 @@ class Trace:
         return {name: getattr(self, name) for name in FIELDS}
 
 
-def _wg_cache(geo: OutputGeometry) -> dict:
-    cache = geo.__dict__.setdefault("_wg_lines_cache", {})
-    return cache
+class TraceSet(Protocol):
+    """What :func:`save_traces` writes: a ring run's configuration, GEMM, programming and
+    one trace per device (a :class:`sim_models.workload.Workload` is one)."""
+    cfg: T3Config
+    gemm: GemmSpec
+    fuse_allgather: bool
+    programs: Sequence[DeviceProgram]
+    traces: Sequence[Trace]
+
+
+def wg_store_order(geo: OutputGeometry, wg_outer_idx: int,
+                   wg_inner_idx: int) -> tuple[np.ndarray, np.ndarray]:
+    """(line addresses, WF tile (outer, inner) grid positions) of one WG's stores, in
+    emission order: WF tiles outer-major inside the WG, each tile row by row
+    (TileGeometry order)."""
+    o0, i0 = wg_outer_idx * geo.wg_outer, wg_inner_idx * geo.wg_inner_lines
+    o1 = min(o0 + geo.wg_outer, geo.outer_elems)
+    i1 = min(i0 + geo.wg_inner_lines, geo.pitch)
+    addrs, tiles = [], []
+    for fo in range(o0, o1, geo.wf_outer):
+        fo1 = min(fo + geo.wf_outer, o1)
+        for fi in range(i0, i1, geo.wf_inner_lines):
+            fi1 = min(fi + geo.wf_inner_lines, i1)
+            rows = np.arange(fo, fo1)[:, None] * geo.pitch + np.arange(fi, fi1)[None, :]
+            addrs.append(rows.ravel())
+            tiles.append(np.full((rows.size, 2), (fo // geo.wf_outer, fi // geo.wf_inner_lines)))
+    return (np.concatenate(addrs) + geo.gemm.out_base, np.concatenate(tiles))
+
+
+#: per geometry, for as long as it lives: (wg_outer_idx, wg_inner_idx) -> its
+#: wg_store_order; shared by the devices of a workload (the same WGs in other orders)
+_WG_ORDER: WeakKeyDictionary[OutputGeometry, dict] = WeakKeyDictionary()
 
 
 def producer_trace(cfg: T3Config, gemm: GemmSpec, geo: OutputGeometry, chunks: list[Chunk],
@@ -74,7 +109,7 @@ def producer_trace(cfg: T3Config, gemm: GemmSpec, geo: OutputGeometry, chunks: l
     """
     d, n = program.device, gemm.devices
     lines = geo.to_lines(partial)
-    cache = _wg_cache(geo)
+    cache = _WG_ORDER.setdefault(geo, {})
     ud = lines.dtype
     parts: list[tuple[np.ndarray, ...]] = []
     t = 0
@@ -89,7 +124,7 @@ def producer_trace(cfg: T3Config, gemm: GemmSpec, geo: OutputGeometry, chunks: l
             addrs, tiles, j, k, wgid = [], [], [], [], []
             for slot, (wo, wi) in enumerate(wave):
                 if (wo, wi) not in cache:
-                    cache[(wo, wi)] = geo.wg_lines(wo, wi)
+                    cache[(wo, wi)] = wg_store_order(geo, wo, wi)
                 a, tl = cache[(wo, wi)]
                 addrs.append(a)
                 tiles.append(tl)
@@ -101,7 +136,7 @@ def producer_trace(cfg: T3Config, gemm: GemmSpec, geo: OutputGeometry, chunks: l
             a = np.concatenate(addrs)[order]
             tl = np.concatenate(tiles)[order]
             parts.append((t + gemm.wg_cycles + jj[order], np.concatenate(wgid)[order],
-                          (tl[:, 0] << cfg.wf_inner_bits) | tl[:, 1], a,
+                          pack_wf_id(cfg, tl[:, 0], tl[:, 1]), a,
                           np.full(len(a), route)))
             t += gemm.wg_cycles + int(jj.max()) + 1
     time, wg, wf, addr, route = (np.concatenate([p[i] for p in parts]) for i in range(5))
@@ -118,8 +153,6 @@ def check_trace(cfg: T3Config, gemm: GemmSpec, program: DeviceProgram, trace: Tr
                 where: str = "trace") -> None:
     """Check one device's trace against the config, the GEMM and the device's programming.
     ConfigError ``<where>: <field>: <problem>`` on the first problem found."""
-    from . import fparith
-
     def bad(field: str, problem: str, idx: np.ndarray | None = None) -> None:
         at = ""
         if idx is not None and idx.size:
@@ -184,8 +217,8 @@ def check_trace(cfg: T3Config, gemm: GemmSpec, program: DeviceProgram, trace: Tr
         outside = (row >= r.outer_extent) | (col >= r.inner_extent)
         if outside.any():
             bad("addr", f"value {int(addr[idx][outside][0])}: not a line of region {ri}", idx[outside])
-        want = (((r.tile_outer0 + row // r.tile_outer) << cfg.wf_inner_bits)
-                | (r.tile_inner0 + col // r.tile_inner))
+        want = pack_wf_id(cfg, r.tile_outer0 + row // r.tile_outer,
+                          r.tile_inner0 + col // r.tile_inner)
         wrong = idx[trace.wf_id[idx] != want]
         if wrong.size:
             i = int(wrong[0])
@@ -204,8 +237,8 @@ def _device_file(d: int) -> str:
     return f"device{d}.npz"
 
 
-def save_traces(directory: str | Path, workload) -> Path:
-    """Write ``workload`` (a :class:`~sim_models.gemm.Workload`) to ``directory``
+def save_traces(directory: str | Path, workload: TraceSet) -> Path:
+    """Write ``workload`` (e.g. a :class:`~sim_models.workload.Workload`) to ``directory``
     (created if needed). Returns the header path."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)

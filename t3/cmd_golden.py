@@ -24,7 +24,7 @@ def check_directory(directory: str, seed: int | None) -> dict:
 
     from sim_models.baseline import run_baseline
     from sim_models.fold import fold_allreduce
-    from sim_models.gemm import split_chunks
+    from contract.gemm import split_chunks
     from sim_models.golden import run_ring
     from sim_models.trace import load_header, load_traces
 

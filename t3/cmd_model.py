@@ -33,6 +33,10 @@ def register(sub) -> None:
     p.add_argument("--plot", metavar="DIR", help="write PNG figures into DIR")
     p.add_argument("--sweep", choices=sorted(SWEEPS), metavar="NAME",
                    help=f"parameter sweep: {', '.join(sorted(SWEEPS))}")
+    from sim_models.perf.figures import FIGURES
+    p.add_argument("--figure", choices=sorted(FIGURES) + ["all"], metavar="NAME",
+                   help=f"write one figure (PNG + CSV) into --plot DIR (default figures/): "
+                        f"{', '.join(sorted(FIGURES))}, or all")
     p.set_defaults(func=run)
 
 
@@ -43,6 +47,13 @@ def run(args: argparse.Namespace) -> int:
     plot_dir = _out_dir(args.plot) if args.plot else None     # fail before any output
     hw = load_hardware(args.config)
     wl = load_workloads(args.workloads)
+    if getattr(args, "figure", None):
+        from sim_models.perf.figures import FIGURES, write_figure
+        out = plot_dir or _out_dir("figures")
+        names = sorted(FIGURES) if args.figure == "all" else [args.figure]
+        for name in names:
+            print_paths(write_figure(name, out, hw, wl, tokens=args.tokens), args.json)
+        return 0
     if args.sweep:
         entries = run_sweep(args.sweep, hw, wl, tokens=args.tokens)
         if args.json:
@@ -91,8 +102,8 @@ def _configs(rows) -> tuple:
 
 def _print_table(rows) -> None:
     CONFIGS = _configs(rows)
-    short = {"sequential": "seq", "sw_overlap": "sw", "ideal": "ideal", "t3": "t3",
-             "t3_mca": "t3mca", "t3_mca_fused_ag": "t3+ag"}
+    short = {"sequential": "seq", "sw_overlap": "sw", "sw_overlap_16": "sw16", "ideal": "ideal",
+             "nmc_rs": "nmc", "t3": "t3", "t3_mca": "t3mca", "t3_mca_fused_ag": "t3+ag"}
     head = (f"{'model':<11}{'tp':>3} {'sublayer':<8}"
             + "".join(f"{short[c] + ' us':>10}" for c in CONFIGS)
             + "".join(f"{'x ' + short[c]:>8}" for c in CONFIGS[1:])
@@ -130,10 +141,10 @@ def _print_summary(summary) -> None:
     h = summary["headline"]
     print()
     print(f"Headline (T3-MCA vs sequential): {'':<28}{'paper':>8}{'model':>8}")
-    names = {"speedup_geomean_pct": "speedup geomean, all sublayers",
-             "speedup_max_pct": "speedup max, all sublayers",
-             "dram_reduction_geomean_pct": "DRAM reduction geomean, all",
-             "dram_reduction_max_pct": "DRAM reduction max, all",
+    names = {"speedup_geomean_pct": "speedup geomean, paper set (16)",
+             "speedup_max_pct": "speedup max, paper set (16)",
+             "dram_reduction_geomean_pct": "DRAM reduction geomean, paper set, with AG",
+             "dram_reduction_max_pct": "DRAM reduction max, paper set, with AG",
              "speedup_500B_geomean_pct": "speedup geomean, PALM + MT-NLG"}
     for k, label in names.items():
         print(f"  {label:<58}{h['paper'][k]:>7.1f}%{h['model'][k]:>7.1f}%")

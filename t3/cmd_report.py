@@ -32,8 +32,8 @@ REPORT_KEYS: dict[str, str] = {
     "schema": f"'{REPORT_SCHEMA}'",
     "config": "the T3Config used (all fields)",
     "area": "area.json: per-block area and timing (docs/area.md)",
-    "throughput": "throughput.json: the RTL ring runs (flow.report_parts.THROUGHPUT_KEYS)",
-    "model": "model.json: the system model's paper sweep (flow.report_parts.MODEL_KEYS)",
+    "throughput": "throughput.json: the RTL ring runs (verif.report_parts.THROUGHPUT_KEYS)",
+    "model": "model.json: the system model's paper sweep (verif.report_parts.MODEL_KEYS)",
 }
 
 
@@ -117,13 +117,13 @@ def _throughput_args(p: argparse.ArgumentParser) -> None:
 
 
 def _throughput_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, bool]:
-    from flow.report_parts import throughput
+    from verif.report_parts import throughput
     return throughput(cfg, sim=getattr(args, "sim", "verilator"),
                       workdir=Path("build") / "report_runs", progress=progress)
 
 
 def _model_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, bool]:
-    from flow.report_parts import model
+    from verif.report_parts import model
     return model(Path(args.out), progress=progress)
 
 

@@ -123,7 +123,8 @@ def scenario_from_args(args: argparse.Namespace, modes: tuple[str, ...]):
                        backpressure=args.backpressure, gemm_read_rate=args.gemm_reads,
                        modes=modes)
     # every size/field check, before anything is written or built
-    from sim_models.gemm import check_config, split_chunks
+    from contract.gemm import split_chunks
+    from contract.sizing import check_config
     gemm = scn.gemm()
     split_chunks(gemm, check_config(scn.config(), gemm))
     return scn

@@ -49,7 +49,9 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sim_models.collective import schedule_rows
-    from sim_models.gemm import GemmSpec, config_for, make_workload
+    from contract.gemm import GemmSpec
+    from contract.sizing import config_for
+    from sim_models.workload import make_workload
     from sim_models.trace import save_traces
     base = config_from_args(args)
     out_dir(args.out, "--out")          # fail before the (possibly long) generation

@@ -19,24 +19,24 @@ def config_from_args(args: argparse.Namespace) -> T3Config:
     return load_config(args.config) if getattr(args, "config", None) else DEFAULT_CONFIG
 
 
-def positive_int(text: str) -> int:
-    try:
-        v = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
-    return v
+def _int_at_least(minimum: int, name: str):
+    """An argparse type: an integer (any base ``int(text, 0)`` takes) >= ``minimum``.
+    The parser keeps ``name`` as its ``__name__`` (argparse's error messages and the CLI
+    fuzz test use it)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be >= {minimum}")
+        return v
+    parse.__name__ = parse.__qualname__ = name
+    return parse
 
 
-def nonneg_int(text: str) -> int:
-    try:
-        v = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return v
+positive_int = _int_at_least(1, "positive_int")
+nonneg_int = _int_at_least(0, "nonneg_int")
 
 
 def choice_error(name: str, value, allowed) -> UsageError:

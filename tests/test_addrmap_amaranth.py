@@ -8,6 +8,7 @@ import random
 import pytest
 
 from hw.addrmap import AddressMap
+from contract import latency
 from contract.program import DeviceProgram, Region
 from contract.regmap import region_values
 from contract.spec import ConfigError, Op, ProducerAction, T3Config
@@ -43,7 +44,7 @@ def model(prog, reqs, *, ingress: bool):
             tracked = r is not None and r.contribs(is_store) > 0
         else:
             tracked = r is not None and r.producer == ProducerAction.TRACKED
-        local.append({"op": q["op"], "addr": q["addr"], "mask": 0xF, "data": q["data"],
+        local.append({"mem": {"op": q["op"], "addr": q["addr"], "mask": 0xF, "data": q["data"]},
                       "wf_id": q["wf_id"], "region": i if i is not None else 0,
                       "phase": int(is_store), "tracked": int(tracked)})
     return local, remote
@@ -63,6 +64,12 @@ def random_reqs(rng, n, *, ingress):
 
 def _fields(p, names):
     return {k: int(getattr(p, k)) for k in names}
+
+
+def _tracked(p):
+    """A sampled tracked request as the model's dict (the memory request nested)."""
+    return {"mem": _fields(p.mem, ("op", "addr", "mask", "data")),
+            **_fields(p, ("wf_id", "region", "phase", "tracked"))}
 
 
 @pytest.mark.parametrize("seed", [21, 22])
@@ -101,9 +108,8 @@ def test_classification_random(seed):
                   i=ctx.get(dut.ingress_reqs), r=ctx.get(dut.remote_sent))
 
     run(dut, src_prod, src_ingr, sink0, sink1, sink_rem, deadline_cycles=5000)
-    names = list(l0[0]) if l0 else []
-    assert [_fields(p, names) for p in got[0]] == l0
-    assert [_fields(p, names) for p in got[1]] == l1
+    assert [_tracked(p) for p in got[0]] == l0
+    assert [_tracked(p) for p in got[1]] == l1
     assert [_fields(p, ("op", "dest", "addr", "wf_id", "data")) for p in got_rem] == rem
     assert st == {"err": 0, "p": 150, "i": 150, "r": len(rem)}
 
@@ -127,7 +133,7 @@ def test_errors_consume_and_flag(lane, flag, req):
         for _ in range(5):
             _, _, v, p = await ctx.tick().sample(out.valid, out.payload)
             if v:
-                seen.append(int(p.addr))
+                seen.append(int(p.mem.addr))
         got.update(err=ctx.get(dut.err), addr=ctx.get(dut.err_addr), ing=ctx.get(dut.err_ingress),
                    seen=seen)
         ctx.set(getattr(dut.clear, flag), 1)
@@ -169,13 +175,41 @@ def test_producer_read_is_local_untracked_in_every_region():
             _, _, lv, lp, rv = await ctx.tick().sample(dut.local[0].valid, dut.local[0].payload,
                                                       dut.remote.valid)
             if lv:
-                got["local"].append((int(lp.op), int(lp.addr), int(lp.tracked), int(lp.mask)))
+                got["local"].append((int(lp.mem.op), int(lp.mem.addr), int(lp.tracked),
+                                     int(lp.mem.mask)))
             got["remote"] += int(rv)
 
     run(dut, bench, watch, deadline_cycles=40)
     assert got["local"] == [(Op.READ, a, 0, 0xF) for a in addrs]
     assert got["remote"] == 0 and got["sent"] == 0
     assert got["err"] == 0 and got["reqs"] == len(addrs)
+
+
+@pytest.mark.parametrize("lane", ["producer", "ingress"])
+def test_latency_is_the_contracts(lane):
+    """A request accepted in cycle t is on its lane's output in cycle t + ``latency`` =
+    contract.latency.ADDRMAP."""
+    dut = AddressMap(cfg=CFG)
+    stamps = {}
+
+    async def bench(ctx):
+        ctx.set(dut.regions, [region_values(CFG, PROG.regions[i]) for i in range(4)])
+        ctx.set(dut.enable, 1)
+        out = dut.local[0 if lane == "producer" else 1]
+        ctx.set(out.ready, 1)
+        src = getattr(dut, lane)
+        ctx.set(src.valid, 1)
+        ctx.set(src.payload, {"op": Op.STORE, "addr": 90, "wf_id": 0, "data": 5})
+        await ctx.tick().until(src.ready)               # accepted at the edge ending cycle 0
+        ctx.set(src.valid, 0)
+        for cycle in range(1, 5):
+            _, _, v = await ctx.tick().sample(out.valid)
+            if v:
+                stamps["out"] = cycle                 # valid in the cycle ending here
+                break
+
+    run(dut, bench, deadline_cycles=20)
+    assert stamps["out"] == dut.latency == latency.ADDRMAP
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")

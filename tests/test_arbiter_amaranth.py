@@ -1,5 +1,6 @@
 """MemoryArbiter: stream rules, round-robin share, MCA priority and the starvation bound."""
 
+import gc
 import random
 
 import pytest
@@ -82,7 +83,11 @@ def test_mca_threshold_blocks_comm_while_queue_is_full():
     assert state["wait_max"] == 0
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")   # half-built objects
 def test_bad_parameters():
-    with pytest.raises(ValueError, match=r"level_bits=0"):
-        MemoryArbiter(payload_shape=unsigned(4), level_bits=0)
+    for kw, bad, hi in (("level_bits", 0, 16), ("level_bits", 17, 16), ("level_bits", True, 16),
+                        ("starve_bits", 33, 32), ("starve_bits", 4.0, 32)):
+        with pytest.raises(ValueError, match=rf"^MemoryArbiter: {kw}={bad!r}: must be an "
+                                             rf"integer in \[1, {hi}\]$"):
+            MemoryArbiter(payload_shape=unsigned(4), **{"level_bits": 3, kw: bad})
+    gc.collect()      # Amaranth's elaboratables are reference cycles: gone while filtered

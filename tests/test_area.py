@@ -92,6 +92,16 @@ def test_broken_design_is_an_entry_not_a_crash(cache):
     assert d["cells"] is None and d["fpga_status"] == "error: no Verilog"
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("cfg", [DEFAULT_CONFIG, T3Config(tracker_entries=2, **SMALL),
+                                 DEFAULT_CONFIG.replace(count_bits=7, tracker_entries=16)])
+def test_tracker_storage_bits_is_the_tables_property(cfg):
+    """flow computes the table's storage from the configuration; the component's own
+    property (built here only to be read) must agree."""
+    from hw.tracker import TrackerTable
+    assert area.tracker_storage_bits(cfg) == TrackerTable(cfg=cfg).storage_bits
+
+
 def test_context_and_tracker_storage():
     ts = area.tracker_storage(DEFAULT_CONFIG)
     assert ts is not None and ts["entries"] == 256 and ts["paper_storage_kb"] == 19

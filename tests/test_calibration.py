@@ -2,13 +2,16 @@
 
 The RTL's cycle counts are stored in sim_models/perf/rtl_calibration.json (measured with
 Verilator by ``python -m verif.calibrate``). The fast tests check the model
-(sim_models.perf.rtl_model) against them within 10% and check the model's RTL constants
-against hw/; the one cocotb test re-runs the cheapest stored scenario on the RTL and
-checks the stored number is still what the RTL gives, so the data cannot go stale.
+(sim_models.perf.rtl_model) against them within 10% (the model reads the RTL's latencies
+from contract.latency, as the hardware blocks do); the one cocotb test re-runs the
+cheapest stored scenario on the RTL and checks the stored number is still what the RTL
+gives, so the data cannot go stale.
 """
 
 import pytest
 
+from contract import latency
+from contract.spec import T3Config
 from sim_models.perf import rtl_model
 from sim_models.perf.rtl_model import (OUTLIER_TOLERANCE, TOLERANCE, RtlScenario, calibration_rows, load_calibration,
                                        predict)
@@ -50,20 +53,6 @@ def test_scenarios_are_varied(data):
     assert meta["sim"] == "verilator" and meta["commit"] and meta["date"]
 
 
-def test_rtl_constants_match_the_hardware():
-    # The model restates the RTL's latencies (sim_models imports no HDL); hw/ is the truth.
-    from hw.addrmap import AddressMap
-    from hw.dma import DmaEngine
-    from hw.track_trigger import TrackTrigger
-    from hw.tracker import TrackerTable
-    cfg = RtlScenario().config()
-    assert AddressMap.LATENCY == rtl_model.ADDRMAP_LATENCY_CYCLES
-    assert TrackerTable.FIRE_LATENCY == rtl_model.TRACKER_FIRE_LATENCY_CYCLES
-    assert DmaEngine.ISSUE_LATENCY == rtl_model.DMA_ISSUE_LATENCY_CYCLES
-    assert TrackerTable.LATENCY == rtl_model.TRACKER_LATENCY_CYCLES
-    assert TrackTrigger(cfg=cfg).trigger_latency == rtl_model.TRIGGER_LATENCY_CYCLES
-
-
 def test_producer_time_by_hand():
     # 2 devices, 32 x 64 fp16, 8-byte lines (4 lanes): 512 lines, WG 16 x 16 = 64 lines,
     # 4 WGs per chunk. 1 CU, 128 cycles per WG: 8 waves of 128 + 64, compute-bound.
@@ -85,7 +74,7 @@ def test_link_bound_case_by_hand():
     c = 64 * 48 / 4 / 4
     p = predict(scn)
     link = 2 * 3 * c / 0.1
-    assert p.link_bound_cycles == link + 10 + rtl_model.TRIGGER_LATENCY_CYCLES
+    assert p.link_bound_cycles == link + 10 + latency.TRIGGER
     assert link < p.cycles < 1.1 * link      # pipeline hop overheads on top, nothing else
 
 
@@ -108,6 +97,20 @@ def test_bad_mode_is_a_clear_error():
         predict(RtlScenario(), "fused")
 
 
+def test_ring_scenario_is_the_model_scenario():
+    # RingScenario extends RtlScenario: one GEMM (every GemmSpec-named field, the ring's
+    # seed included), one fitting of the configuration; the ring build only changes the
+    # regions and the clock, and predict reads any scenario through the model's fields.
+    from verif.ring_scenario import RingScenario, ring_regions
+    ring = RingScenario(devices=3, m=48, n=32, seed=5, link_bw=0.25)
+    model = RtlScenario.from_dict(ring.to_dict())
+    assert ring.gemm() == model.gemm().replace(seed=5)
+    assert ring.config() == model.config().replace(regions=ring_regions(3),
+                                                   clock_ghz=T3Config().clock_ghz)
+    assert model.config().clock_ghz == rtl_model.MODEL_CLOCK_GHZ
+    assert predict(ring) == predict(ring.to_dict()) == predict(model)
+
+
 @pytest.mark.cocotb
 @pytest.mark.xdist_group("calibration")
 def test_stored_measurement_still_matches_rtl(data):
@@ -121,3 +124,25 @@ def test_stored_measurement_still_matches_rtl(data):
     assert got == entry["measured"], (
         f"{entry['name']}: the RTL now takes {got} cycles, rtl_calibration.json says "
         f"{entry['measured']}: re-run `python -m verif.calibrate` and check the model")
+
+
+
+def test_calibration_digest_matches_rtl(data):
+    """The stored cycles were measured on the hardware sources whose digest they carry
+    (``measured_with.hw_digest``, :func:`flow.verilog.source_digest`). A mismatch fails,
+    unless the data is explicitly marked stale (``stale``: reason + the digest seen),
+    which turns it into a visible expected failure instead of a silent pass; a stale
+    marker on data that matches again fails too (remove it)."""
+    from flow.verilog import source_digest
+    now = source_digest()
+    stored = data["measured_with"]["hw_digest"]
+    stale = data.get("stale")
+    if stored == now:
+        assert not stale, "rtl_calibration.json matches the RTL again: remove its 'stale' marker"
+        return
+    assert stale and len(stale.get("reason", "")) > 20, (
+        f"rtl_calibration.json was measured on hw digest {stored}, the RTL sources now "
+        f"digest to {now}: re-run `python -m verif.calibrate` (or mark the data stale with "
+        "the reason)")
+    pytest.xfail(f"calibration data STALE: measured on {stored}, RTL now {now} "
+                 f"(marked stale: {stale['reason'][:80]}...)")

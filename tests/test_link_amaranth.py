@@ -1,5 +1,6 @@
 """LinkModel: latency, fractional bandwidth, order, and backpressure without loss."""
 
+import gc
 import random
 
 import pytest
@@ -58,3 +59,15 @@ def test_backpressure_and_full_fifo_lose_nothing(seed):
 def test_depth_for():
     assert LinkModel.depth_for(700, 0.15) == 128
     assert LinkModel.depth_for(10, 1.0) == 16
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("kw,msg", [
+    ({"depth": 1}, r"LinkModel: depth=1: must be an integer >= 2"),
+    ({"depth": 4, "latency_bits": 31}, r"LinkModel: latency_bits=31: must be an integer in \[1, 30\]"),
+    ({"depth": 4, "credit_bits": True}, r"LinkModel: credit_bits=True: must be an integer"),
+])
+def test_bad_parameters_are_named(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        LinkModel(payload_shape=8, **kw)
+    gc.collect()        # the half-built component's warning, inside the filter

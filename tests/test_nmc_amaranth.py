@@ -6,24 +6,18 @@ from __future__ import annotations
 import gc
 import os
 import random
-import warnings
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.nmc import ComputeMemory, NearMemoryAlu
+from contract import latency
+from hw.nmc import ComputeMemory, NearMemoryAlu, resp_fifo_depth, same_line_update_bubble
 from sim_models.nmc_model import ComputeMemoryModel, accept_schedule, random_trace
 from contract.spec import ConfigError, Op, T3Config, memory_request_fields
 from verif.streams import Struct, pack_line, unpack_line
 
 DTYPES = ("fp16", "bf16", "fp32")
-
-
-def unused(component):
-    """A component built only for its properties: silence Amaranth's 'never used'."""
-    component.__dict__["_MustUse__silence"] = True
-    return component
 
 
 def new_seed() -> int:
@@ -213,18 +207,24 @@ def test_error_flag_invalid_op_and_address():
     assert not res["error"]
 
 
+# the components are built for their properties only, and the half-built ones of the
+# bad parameters are never used
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_properties_and_bad_parameters():
     cfg = T3Config()
-    dut = unused(ComputeMemory(cfg=cfg))
+    dut = ComputeMemory(cfg=cfg)
     assert dut.storage_bits == 16384 * 512 == 8 * 2 ** 20
-    assert dut.lanes == 32 and unused(NearMemoryAlu(cfg=cfg)).latency == 2
+    assert dut.lanes == 32 and NearMemoryAlu(cfg=cfg).latency == latency.nmc_alu(cfg) == 2
     assert (dut.latency, dut.same_line_update_bubble, dut.resp_fifo_depth) == (4, 1, 5)
+    assert dut.latency == latency.compute_memory(cfg)
+    assert (dut.same_line_update_bubble, dut.resp_fifo_depth) == \
+        (same_line_update_bubble(cfg), resp_fifo_depth(cfg))
     for cls in (ComputeMemory, NearMemoryAlu):
-        with warnings.catch_warnings():       # the half-built component is never used
-            warnings.simplefilter("ignore")
-            with pytest.raises(ConfigError, match=r"cfg=\{'dtype': 'fp16'\}: must be"):
-                cls(cfg={"dtype": "fp16"})
-            gc.collect()
+        with pytest.raises(ConfigError,
+                           match=rf"^{cls.__name__}: cfg=\{{'dtype': 'fp16'\}}: must be"):
+            cls(cfg={"dtype": "fp16"})
+    del dut
+    gc.collect()      # Amaranth's elaboratables are reference cycles: gone while filtered
 
 
 def test_stream_packing_matches_amaranth_layout():

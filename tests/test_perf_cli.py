@@ -10,7 +10,7 @@ from t3.cli import main
 MODELS_TP = {"Mega-GPT-2": (8, 16), "T-NLG": (8, 16), "GPT-3": (32,), "PALM": (32,),
              "MT-NLG": (32,)}
 SUBLAYERS = ("OP", "FC2", "FC1_bwd", "IP_bwd")
-CONFIGS = ("sequential", "sw_overlap", "ideal", "t3", "t3_mca")
+CONFIGS = ("sequential", "sw_overlap", "sw_overlap_16", "ideal", "nmc_rs", "t3", "t3_mca")
 
 
 def _run(capsys, *argv):
@@ -34,7 +34,7 @@ def test_json_rows_cover_the_paper_sweep(doc):
     want = {(m, tp, s, c) for m, tps in MODELS_TP.items() for tp in tps
             for s in SUBLAYERS for c in CONFIGS}
     got = [(r["model"], r["tp"], r["sublayer"], r["config"]) for r in rows]
-    assert len(got) == len(set(got)) == len(want) == 7 * 4 * 5
+    assert len(got) == len(set(got)) == len(want) == 7 * 4 * 7
     assert set(got) == want
 
 
@@ -119,7 +119,7 @@ def test_fused_ag_extension_rows(capsys):
     rc, out, _ = _run(capsys, "--json", "--fused-ag")
     assert rc == 0
     rows = json.loads(out)["rows"]
-    assert len(rows) == 7 * 4 * 6
+    assert len(rows) == 7 * 4 * 8
     by = {(r["model"], r["tp"], r["sublayer"], r["config"]): r for r in rows}
     for (m, tp, s, c), r in by.items():
         if c != "t3_mca_fused_ag":
@@ -131,3 +131,11 @@ def test_fused_ag_extension_rows(capsys):
         assert r["time_us"] >= 2 * (tp - 1) * chunk / 150e9 * 1e6
         assert r["time_us"] >= mca["gemm_us"]
         assert r["dram_read_bytes"] == mca["dram_read_bytes"]
+
+
+@pytest.mark.parametrize("name", ["contention", "sweep_compute2x"])
+def test_figure_writes_png_and_csv(capsys, tmp_path, name):
+    rc, out, _ = _run(capsys, "--figure", name, "--plot", str(tmp_path))
+    assert rc == 0
+    assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / f"{name}.csv").read_text().count("\n") >= 3

@@ -86,6 +86,6 @@ def test_bad_workloads_file(tmp_path, capsys, pat, rep, key, problem):
 
 def test_shipped_files_load():
     hw, wl = load_hardware(), load_workloads()
-    assert hw.gpu.compute_units == 80 and hw.env.link.bandwidth_GBps == 150
+    assert hw.gpu.compute_units == 80 and hw.link.bandwidth_GBps == 150
     assert [m.name for m in wl.models] == ["Mega-GPT-2", "T-NLG", "GPT-3", "PALM", "MT-NLG"]
     assert wl.tokens == 8192

@@ -72,9 +72,14 @@ def test_sequential_is_sum_of_parts_and_orderings(sub):
                                   + ring_ag_s(HW, S, sub.tp))
     # the bound: nothing overlaps better than ideal (these GEMMs are compute-bound)
     assert g.compute_s >= g.memory_s
-    for c in ("sw_overlap", "t3", "t3_mca"):
+    for c in ("sw_overlap", "sw_overlap_16", "nmc_rs", "t3", "t3_mca"):
         assert r[c].time_s >= ideal * (1 - 1e-9), c
-        assert r[c].time_s < seq.time_s, c
+    # T3-MCA always beats sequential; plain T3 and software overlap may not (DRAM
+    # contention under round-robin arbitration, docs "Contention"); MCA never loses to
+    # plain T3; NMC alone does not overlap (same time as sequential up to DRAM bytes)
+    assert r["t3_mca"].time_s < seq.time_s
+    assert r["t3_mca"].time_s <= r["t3"].time_s * (1 + 1e-9)
+    assert r["nmc_rs"].time_s <= seq.time_s * (1 + 1e-9)
     # overlap cannot beat Amdahl: at most 2x of the GEMM+RS part
     assert seq.time_s / ideal < 1.5 + 1e-9 or ring_rs_s(HW, S, sub.tp) > ring_link_bound_s(HW, S, sub.tp)
 

@@ -53,13 +53,17 @@ def test_invariants_random(case):
         assert math.isfinite(res.time_s) and res.time_s > 0, name
         # nobody beats the link or the GEMM's compute
         assert res.time_s >= lb * (1 - 1e-9), name
-        assert res.gemm_s >= g.compute_s * (1 - 1e-9) or name == "sw_overlap", name
+        assert res.gemm_s >= g.compute_s * (1 - 1e-9) or name.startswith("sw_overlap"), name
     assert r["sequential"].time_s == pytest.approx(g.time_s + (r["sequential"].rs_end_s - g.time_s)
                                                    + r["sequential"].ag_s)
     # fusing the AG never hurts, except for the tracker + DMA trigger latency per hop
     # (the unfused AG kernel's own per-step synchronisation is not modelled)
     slack = (n - 1) * hw.t3.trigger_latency_s
     assert r["t3_mca_fused_ag"].time_s <= r["t3_mca"].time_s * (1 + 1e-9) + slack
-    # the data-movement saving of T3 is exactly (n + 3) chunks
-    saved = r["sequential"].traffic.total - r["t3"].traffic.total
-    assert saved == pytest.approx((n + 3) * S / n)
+    # the data-movement saving of T3 is (n + 3) chunks plus the GEMM input reads its
+    # uncached output stores save (never fewer)
+    t3 = r["t3"].traffic
+    saved = r["sequential"].traffic.total - t3.total
+    extra = r["sequential"].traffic.gemm_read - t3.gemm_read
+    assert extra >= -1e-6
+    assert saved == pytest.approx((n + 3) * S / n + extra)

@@ -48,14 +48,14 @@ def test_bad_values_are_config_errors():
 
 def _bus(ctx, dut, addr, write=0, wdata=0):
     async def go():
-        ctx.set(dut.req.valid, 1)
-        ctx.set(dut.req.payload, {"addr": addr, "write": write, "wdata": wdata})
-        ctx.set(dut.resp.ready, 1)
-        await ctx.tick().until(dut.req.ready)
-        ctx.set(dut.req.valid, 0)
-        _, _, v, d = await ctx.tick().sample(dut.resp.valid, dut.resp.payload.rdata)
+        ctx.set(dut.bus.req.valid, 1)
+        ctx.set(dut.bus.req.payload, {"addr": addr, "write": write, "wdata": wdata})
+        ctx.set(dut.bus.resp.ready, 1)
+        await ctx.tick().until(dut.bus.req.ready)
+        ctx.set(dut.bus.req.valid, 0)
+        _, _, v, d = await ctx.tick().sample(dut.bus.resp.valid, dut.bus.resp.payload.rdata)
         while not v:
-            _, _, v, d = await ctx.tick().sample(dut.resp.valid, dut.resp.payload.rdata)
+            _, _, v, d = await ctx.tick().sample(dut.bus.resp.valid, dut.bus.resp.payload.rdata)
         return d
     return go()
 
@@ -92,11 +92,11 @@ def test_program_through_bus_and_read_back():
         got["unmapped"] = await _bus(ctx, dut, 0xFFF)
         got["cfg1"] = await _bus(ctx, dut, regmap.reg(CFG, "CFG1").addr)
         # w1c: writing 1 to ERR.refire pulses err_clear.refire for one cycle
-        ctx.set(dut.req.valid, 1)
-        ctx.set(dut.req.payload, {"addr": regmap.reg(CFG, "ERR").addr, "write": 1,
+        ctx.set(dut.bus.req.valid, 1)
+        ctx.set(dut.bus.req.payload, {"addr": regmap.reg(CFG, "ERR").addr, "write": 1,
                                   "wdata": 1 << list(regmap.ERROR_FLAGS).index("refire")})
-        await ctx.tick().until(dut.req.ready)
-        ctx.set(dut.req.valid, 0)
+        await ctx.tick().until(dut.bus.req.ready)
+        ctx.set(dut.bus.req.valid, 0)
         pulses = []
         for _ in range(3):
             _, _, p = await ctx.tick().sample(dut.err_clear.refire)

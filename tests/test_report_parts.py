@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from contract.spec import T3Config
 from t3.cli import main
 
 
@@ -13,7 +14,7 @@ def test_throughput_part_runs_the_ring_and_reports_its_numbers(tmp_path, capsys)
     rc = main(["report", "--out", str(tmp_path), "throughput", "--sim", "icarus"])
     assert rc == 0
     data = json.loads((tmp_path / "throughput.json").read_text())
-    from flow.report_parts import THROUGHPUT_KEYS
+    from verif.report_parts import THROUGHPUT_KEYS
     assert list(data) == list(THROUGHPUT_KEYS)
     cyc = data["cycles"]
     assert cyc["t3_mca"] < cyc["baseline"] and cyc["t3_plain"] < cyc["baseline"]
@@ -29,12 +30,30 @@ def test_throughput_part_runs_the_ring_and_reports_its_numbers(tmp_path, capsys)
         assert f"| {r['tracker_peak_occupancy']} |" in md
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+@pytest.mark.parametrize("cfg", [T3Config(), T3Config(fp_adder_stages=4, line_bytes=16)])
+def test_block_rates_are_the_components_properties(cfg):
+    """block_rates reads contract.latency; the components (built here only to be read)
+    must report the same numbers."""
+    from verif.report_parts import block_rates
+    from hw.nmc import ComputeMemory
+    from hw.track_trigger import TrackTrigger
+    rates = block_rates(cfg)
+    assert rates["trigger_latency_cycles"] == TrackTrigger(cfg=cfg).trigger_latency
+    for dt, r in rates["nmc"].items():
+        mem = ComputeMemory(cfg=cfg.replace(dtype=dt, mem_depth_lines=64))
+        assert r["latency_cycles"] == mem.latency, dt
+        assert r["lanes"] == r["elements_updated_per_cycle"] == mem.lanes, dt
+        assert r["dependent_same_line_updates_per_cycle"] == \
+            pytest.approx(1 / (1 + mem.same_line_update_bubble)), dt
+
+
 def test_model_part_writes_figures_and_headline(tmp_path):
     rc = main(["report", "--out", str(tmp_path), "model"])
     assert rc == 0
     data = json.loads((tmp_path / "model.json").read_text())
     assert len(data["rows"]) == 140
-    from flow.report_parts import MODEL_KEYS
+    from verif.report_parts import MODEL_KEYS
     assert list(data) == list(MODEL_KEYS)
     for fig in data["figures"]:
         assert (tmp_path / fig).stat().st_size > 1000
@@ -50,7 +69,7 @@ def _documented() -> set[str]:
 
 def test_report_schema_is_documented():
     from t3.cmd_report import REPORT_KEYS
-    from flow.report_parts import MODEL_KEYS, THROUGHPUT_KEYS
+    from verif.report_parts import MODEL_KEYS, THROUGHPUT_KEYS
     assert set(REPORT_KEYS) | set(THROUGHPUT_KEYS) | set(MODEL_KEYS) <= _documented()
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from sim_models.fold import fold_allreduce
-from sim_models.gemm import compute_partials, ring_order
+from contract.gemm import ring_order
+from sim_models.gemm import compute_partials
 from contract.spec import ConfigError
 from t3 import cmd_sim
 from t3.cli import main

@@ -6,9 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from sim_models.gemm import GemmSpec, config_for, make_workload
+from contract.gemm import GemmSpec
+from contract.sizing import config_for
 from contract.spec import ConfigError, T3Config
 from sim_models.trace import load_header, load_traces, save_traces
+from sim_models.workload import make_workload
 
 
 @pytest.fixture

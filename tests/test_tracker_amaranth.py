@@ -2,16 +2,18 @@
 stall path, fire ordering, every misuse flag. Expected fires come from
 contract.program (Region.tile / threshold), not from the hardware."""
 
+import gc
 import random
 
 import pytest
 
+from contract import errors, latency
 from hw.tracker import TrackerTable
 from contract.program import Region, wf_id
 from contract.regmap import region_values
 from contract.spec import ConfigError, FireOp, Op, ProducerAction, T3Config
 from tests.amaranth_util import collect, run, send
-from verif.formal.runner import mutant
+from verif.formal.mutants import TrackerFireRoomForAll
 
 CFG = T3Config(line_bytes=8, mem_depth_lines=1024, regions=4, tracker_entries=16,
                wf_outer_bits=4, wf_inner_bits=4, count_bits=8)
@@ -38,7 +40,8 @@ def all_tiles(region: Region) -> list[int]:
 
 
 def req(addr, wf, *, phase=0, region=0, tracked=1, data=0):
-    return {"op": Op.STORE if phase else Op.UPDATE, "addr": addr, "mask": 0xF, "data": data,
+    return {"mem": {"op": Op.STORE if phase else Op.UPDATE, "addr": addr, "mask": 0xF,
+                    "data": data},
             "wf_id": wf, "region": region, "phase": phase, "tracked": tracked}
 
 
@@ -132,8 +135,8 @@ def test_two_lanes_random_backpressure(seed):
     assert st["occupancy"] == 0 and st["err_bits"] == 0
     # each lane's requests reach memory in their order
     for lane in lanes:
-        want = [(r["addr"], r["data"]) for r in lane]
-        ids = {(r["addr"], r["data"]) for r in lane}
+        want = [(r["mem"]["addr"], r["mem"]["data"]) for r in lane]
+        ids = set(want)
         got = [(int(p.addr), int(p.data)) for p in mem if (int(p.addr), int(p.data)) in ids]
         assert got == want
 
@@ -227,15 +230,25 @@ def test_error_count_over():
     assert got["key"].wf_id == wf and got["fired"] == 1 and got["occ"] == 0
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-def test_storage_bits_and_bad_params():
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")   # built for properties
+def test_properties_and_bad_params():
     t = TrackerTable(cfg=T3Config())
     assert t.entry_bits == 1 + 1 + 16 + 12
     assert t.storage_bits == 256 * 30
-    with pytest.raises(ConfigError, match="history"):
-        TrackerTable(cfg=CFG, history=0)
-    with pytest.raises(ConfigError, match="cfg"):
+    assert (t.latency, t.fire_latency) == (latency.TRACKER, latency.TRACKER_FIRE) == (2, 3)
+    assert t.history == 8
+    # the error flags are the contract's, in register order; the probes are ports
+    assert list(t.err.shape().members) == list(errors.flags_of("tracker"))
+    assert set(t.signature.members["probe"].signature.members) == {"stall", "track", "hit", "key"}
+    for bad in (0, 65, True, 2.0):
+        with pytest.raises(ConfigError, match=rf"^TrackerTable: history={bad!r}: must be an "
+                                              rf"integer in \[1, 64\]$"):
+            TrackerTable(cfg=CFG, history=bad)
+    with pytest.raises(ConfigError,
+                       match=r"^TrackerTable: cfg=None: must be a contract\.spec\.T3Config$"):
         TrackerTable(cfg=None)
+    del t
+    gc.collect()      # Amaranth's elaboratables are reference cycles: gone while filtered
 
 
 def test_full_table_deadlock_is_broken_and_flagged():
@@ -293,9 +306,8 @@ def test_full_table_deadlock_is_broken_and_flagged():
 
 # the design before the fix (every tracked request waited for fire-register room) as the
 # broken variant
-@pytest.mark.parametrize("cls, passes", [
-    (TrackerTable, True), (mutant(TrackerTable, _fire_room_for_all=True), False)],
-    ids=["design", "fire_room_for_all"])
+@pytest.mark.parametrize("cls, passes", [(TrackerTable, True), (TrackerFireRoomForAll, False)],
+                         ids=["design", "fire_room_for_all"])
 def test_full_fire_register_holds_only_the_completing_request(cls, passes):
     # One lane, contribs 1, 2x2-line tiles. Tile A completes and its fire waits in the fire
     # register (fire.ready low). Tile B's first three lines do not complete B: they must

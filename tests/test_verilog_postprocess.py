@@ -5,9 +5,8 @@ all run this Verilog: e.g. verif/tb_nmc.py's zero_init test reads a fresh memory
 
 import re
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from flow.lint import lint
@@ -16,26 +15,11 @@ from hw.fp import FloatAdder
 from flow.verilog import dedupe_modules, strip_zero_memory_init, to_verilog
 from contract.spec import T3Config
 
-
-class _TwoMemories(wiring.Component):
-    addr: In(3)
-    zero_q: Out(8)
-    rom_q: Out(8)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.zero = zero = Memory(shape=8, depth=8, init=[])
-        m.submodules.rom = rom = Memory(shape=8, depth=8, init=[3, 1, 4, 1, 5, 9, 2, 6])
-        zr, rr = zero.read_port(), rom.read_port()
-        wr = zero.write_port()
-        m.d.comb += [zr.addr.eq(self.addr), rr.addr.eq(self.addr), self.zero_q.eq(zr.data),
-                     self.rom_q.eq(rr.data), wr.addr.eq(self.addr), wr.data.eq(rr.data),
-                     wr.en.eq(self.addr[0])]
-        return m
+from tests.two_memories import TwoMemories
 
 
 def test_zero_memory_becomes_one_loop_and_rom_keeps_its_words(tmp_path):
-    text = to_verilog(_TwoMemories(), "two")
+    text = to_verilog(TwoMemories(), "two")
     loops = re.findall(r"initial for \((t3_zero_init_\d+) = 0; \1 <= 7; \1 = \1 \+ 1\) "
                        r"(\S+)\[\1\] = 8'h0;", text)
     assert [mem for _, mem in loops] == ["zero"], text
@@ -56,7 +40,7 @@ def test_compute_memory_has_no_per_word_initialiser():
 
 
 def test_strip_removes_both_zero_forms_and_keeps_rom():
-    text = to_verilog(_TwoMemories(), "two")
+    text = to_verilog(TwoMemories(), "two")
     yosys_form = ("  initial begin\n    zero2[0] = 8'h00;\n    zero2[1] = 8'h00;\n  end\n")
     stripped = strip_zero_memory_init(text + yosys_form)
     assert "t3_zero_init" not in stripped and "zero2[0]" not in stripped
@@ -106,5 +90,5 @@ def test_identical_modules_are_written_once(tmp_path):
 
 
 def test_modules_that_differ_are_kept():
-    text = to_verilog(_TwoMemories(), "two")
+    text = to_verilog(TwoMemories(), "two")
     assert dedupe_modules(text) == text

@@ -41,7 +41,7 @@ _COMMON = dict(devices=4, dtype="fp16", k=64, link_latency=20, link_bw=0.5, seed
 #: size name -> scenario (4 devices). "large" is the issue's end-to-end target: 1 MiB of
 #: output per device (512 x 1024 fp16), 64-byte lines (16384 lines per device), 64 x 64
 #: WF tiles: a chunk has 32 of them, so 40 tracker entries cover the recommendation of
-#: sim_models.collective.tracker_entries_needed (32 + 4 CUs + 2 = 38). With 32 x 32 WF
+#: contract.sizing.tracker_entries_needed (32 + 4 CUs + 2 = 38). With 32 x 32 WF
 #: tiles a chunk has 128, more than the 32 entries this size used to have: the fused ring
 #: stopped in stage 1 (docs/programming.md "Sizing").
 SIZES: dict[str, RingScenario] = {

@@ -3,8 +3,12 @@
 
 Functional coverage: testbenches call ``cover(point)`` (cheap: a dict increment), either
 from transactions they see (an accepted request, a counter read back) or from
-:func:`watch`, a per-cycle monitor of DUT signals (also internal ones, by hierarchical
-name: :func:`unit_probes`). When the environment has ``T3_COVERAGE_DIR`` (set by `make
+:func:`watch`, a per-cycle monitor of DUT signals (:func:`unit_probes`). Inside a block a
+probe reads only ports: the block's ordinary ports or its declared ``probe`` port group
+(``hw.tracker.probe_signature``, ``MemoryArbiter.probe``), never an internal net, and
+:func:`missing_probes` checks every handle the probes read against the generated Verilog
+(tests/test_coverage.py), so a renamed port fails a unit test, not a cocotb run. When the
+environment has ``T3_COVERAGE_DIR`` (set by `make
 coverage`), each cocotb test writes its counts there as JSON when it ends (:func:`saving`
 wraps a test; :func:`save`). The summary merges all files and lists every point of
 :data:`POINTS` with its hit count; a point with zero hits fails it.
@@ -134,15 +138,23 @@ def stalled(owner, prefix: str) -> Probe:
     return lambda: bool(level(valid)) and not level(ready)
 
 
+def port(owner, *path: str):
+    """The cocotb handle of port ``path`` of ``owner`` (a component's instance): Amaranth
+    flattens an interface member's path with ``__`` (``probe``, ``hit`` -> ``probe__hit``)."""
+    return getattr(owner, "__".join(path))
+
+
 class SameEntryBackToBack:
-    """Probe of the tracker (hw/tracker.py): a tracked request is handed to memory
-    (``mem`` transfer with ``sel_track``) in the cycle right after another tracked request
-    of the same key (phase, wf_id), and it hits the live entry (``sel_hit``: the entry was
-    not freed by a fire in between, so both updated the same entry)."""
+    """Probe of the tracker (hw.tracker.TrackerTable, its ``probe`` ports): a tracked
+    request is handed to memory (``mem`` transfer with ``probe.track``) in the cycle right
+    after another tracked request of the same key (``probe.key``: phase, wf_id), and it
+    hits the live entry (``probe.hit``: the entry was not freed by a fire in between, so
+    both updated the same entry)."""
 
     def __init__(self, tracker):
-        self.valid, self.ready = tracker.mem__valid, tracker.mem__ready
-        self.track, self.key, self.hit = tracker.sel_track, tracker.sel_key, tracker.sel_hit
+        self.valid, self.ready = port(tracker, "mem", "valid"), port(tracker, "mem", "ready")
+        self.track, self.key, self.hit = (port(tracker, "probe", name)
+                                          for name in ("track", "key", "hit"))
         self.prev_key: int | None = None
 
     def __call__(self) -> bool:
@@ -157,16 +169,17 @@ class SameEntryBackToBack:
 
 def unit_probes(tt) -> dict[str, Probe]:
     """Probes of one TrackTrigger instance ``tt`` (the top of verif/tb_track_trigger.py,
-    or ``unit<i>.tt`` inside a ring), on the internal signal names of the generated
-    Verilog (hw/tracker.py, hw/dma.py, hw/arbiter.py)."""
+    or ``unit<i>.tt`` inside a ring): ports of its submodule instances ``tracker``
+    (hw/tracker.py), ``tracker.arbiter`` (hw/arbiter.py) and ``dma`` (hw/dma.py). Every
+    handle is read here, when the probes are built (so :func:`missing_probes` sees them)."""
     trk, dma = tt.tracker, tt.dma
     arb = trk.arbiter
-    fire_v, fire_r, dma_busy = dma.fire__valid, dma.fire__ready, dma.busy
-    t_fire_v, t_fire_r = trk.fire__valid, trk.fire__ready
-    stalls = (trk.stall_l0, trk.stall_l1)              # producer and link lanes
-    a_pol, a_v, a_r, a_comm, a_hold = (arb.policy, arb.out__valid, arb.out__ready,
-                                       arb.pick_comm, arb.hold)
-    a_compute_v, a_comm_v = arb.compute__valid, arb.comm__valid
+    fire_v, fire_r, dma_busy = port(dma, "fire", "valid"), port(dma, "fire", "ready"), dma.busy
+    t_fire_v, t_fire_r = port(trk, "fire", "valid"), port(trk, "fire", "ready")
+    stalls = port(trk, "probe", "stall")               # one bit per lane
+    a_pol, a_v, a_r = arb.policy, port(arb, "out", "valid"), port(arb, "out", "ready")
+    a_comm, a_hold = port(arb, "probe", "grant_comm"), port(arb, "probe", "held")
+    a_compute_v, a_comm_v = port(arb, "compute", "valid"), port(arb, "comm", "valid")
 
     def mca_grant(comm: bool) -> bool:
         """MCA hands a request to memory this cycle, from the stream ``comm`` says, while
@@ -175,7 +188,7 @@ def unit_probes(tt) -> dict[str, Probe]:
                     and level(a_comm) == comm and level(a_compute_v) and level(a_comm_v))
     return {
         "tracker.fire": lambda: bool(level(t_fire_v) and level(t_fire_r)),
-        "tracker.full_stall": lambda: any(level(s) for s in stalls),
+        "tracker.full_stall": lambda: level(stalls) != 0,
         "tracker.same_entry_back_to_back": SameEntryBackToBack(trk),
         # a fire accepted by the DMA queue while the engine holds another tile (its busy
         # is registered state: the fire being accepted is not part of it yet)
@@ -185,6 +198,78 @@ def unit_probes(tt) -> dict[str, Probe]:
         # under MCA, communication wins over a waiting compute request only by starvation
         "arbiter.mca_starvation_grant": lambda: mca_grant(comm=True),
     }
+
+
+# --------------------------------------------------------------------------------------
+# The probes' handles, checked against the generated Verilog
+# --------------------------------------------------------------------------------------
+
+class _HandleRecorder:
+    """Stands in for a cocotb handle while probes are built: records the path of every
+    attribute read from it (a child handle is another recorder)."""
+
+    def __init__(self, paths: set, path: tuple[str, ...] = ()):
+        self._paths, self._path = paths, path
+
+    def __getattr__(self, name: str) -> "_HandleRecorder":
+        if name.startswith("__"):
+            raise AttributeError(name)
+        child = _HandleRecorder(self._paths, self._path + (name,))
+        self._paths.add(child._path)
+        return child
+
+
+def probed_paths(probes_of: Callable = unit_probes) -> set[tuple[str, ...]]:
+    """Every handle path (instance names down the hierarchy, then a signal or instance
+    name) that ``probes_of`` reads while it builds its probes."""
+    paths: set = set()
+    probes_of(_HandleRecorder(paths))
+    return paths
+
+
+#: a Verilog identifier as Amaranth writes it: plain, or escaped (``\\name `` with the
+#: space that ends it; hierarchical module names contain dots)
+_V_ID = r"(\\\S+ |[A-Za-z_][\w$]*)"
+_V_MODULE = re.compile(rf"^module {_V_ID}\s*\(.*?^endmodule", re.M | re.S)
+_V_INSTANCE = re.compile(rf"^ +{_V_ID} +{_V_ID} \($", re.M)
+_V_DECLARATION = re.compile(rf"^ *(?:input|output|inout|wire|reg)\b(?: +signed)?"
+                            rf"(?: +\[[^\]]*\])? +{_V_ID}", re.M)
+
+
+def _v_name(token: str) -> str:
+    return token[1:-1] if token.startswith("\\") else token
+
+
+def verilog_hierarchy(text: str) -> dict[str, tuple[set[str], dict[str, str]]]:
+    """Module name -> (its declared ports and nets, its instances: name -> module)."""
+    out = {}
+    for m in _V_MODULE.finditer(text):
+        body = m.group(0)
+        out[_v_name(m.group(1))] = (
+            {_v_name(d.group(1)) for d in _V_DECLARATION.finditer(body)},
+            {_v_name(i.group(2)): _v_name(i.group(1)) for i in _V_INSTANCE.finditer(body)})
+    return out
+
+
+def missing_probes(verilog: str, top: str, probes_of: Callable = unit_probes) -> list[str]:
+    """The handle paths ``probes_of`` reads (from an instance of module ``top``) that the
+    generated ``verilog`` does not have, dotted; empty when every probe can be bound.
+    A path is instance names down the hierarchy, ending in an instance or in a port or
+    net declared by the module reached."""
+    modules = verilog_hierarchy(verilog)
+    if top not in modules:
+        raise ValueError(f"missing_probes: top={top!r}: no such module in the Verilog")
+    missing = []
+    for path in sorted(probed_paths(probes_of)):
+        module = top
+        for i, name in enumerate(path):
+            signals, instances = modules[module]
+            if name in instances:
+                module = instances[name]
+            elif i < len(path) - 1 or name not in signals:
+                missing.append(".".join(path))
+                break
+    return missing
 
 
 # --------------------------------------------------------------------------------------

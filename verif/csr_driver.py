@@ -1,4 +1,6 @@
-"""Drive the track & trigger register bus from cocotb, and program a device from its
+"""The track & trigger register bus from cocotb: a thin bus model on the stream drivers of
+verif/streams.py (a request :class:`~verif.streams.StreamSource`, an on-demand response
+:class:`~verif.streams.StreamSink`), and device programming from a
 :class:`contract.program.DeviceProgram` (the writes come from
 :func:`contract.regmap.program_writes`: one source for the register map)."""
 
@@ -8,46 +10,43 @@ from contract import regmap
 from contract.program import DeviceProgram
 from contract.spec import T3Config
 
-from .streams import Struct
+from .streams import ClockDomain, StreamSink, StreamSource, Struct
 
-__all__ = ["CsrDriver"]
+__all__ = ["CsrMaster", "arbiter_settings"]
 
 
-class CsrDriver:
-    """One request at a time on ``<req>__valid/ready/payload``; waits for the response on
-    ``<resp>__valid/ready/payload``. ``cycles`` counts bus cycles spent."""
+def arbiter_settings(cfg: T3Config) -> dict[str, int]:
+    """The ARB register fields that configure ``cfg``'s memory-controller arbiter
+    (``arbiter_policy``, ``mca_queue_threshold``, ``mca_starvation_limit``): the
+    register's reset values under ``cfg`` (contract.regmap, the one encoding)."""
+    r = regmap.reg(cfg, "ARB")
+    return regmap.decode(r, r.reset)
 
-    def __init__(self, dut, clk, cfg: T3Config, *, req: str = "csr_req", resp: str = "csr_resp"):
-        from cocotb.triggers import RisingEdge
+
+class CsrMaster:
+    """Bus master of one register bus: one access at a time on ``<req>`` (address, write
+    flag, write data), its response taken on ``<resp>``. The response stream is ready only
+    from the edge that took the request until the response arrived."""
+
+    def __init__(self, clock: ClockDomain, dut, cfg: T3Config, *, req: str = "csr_req",
+                 resp: str = "csr_resp"):
         self.cfg = cfg
-        self._edge = RisingEdge(clk)
-        self.req_valid, self.req_ready = getattr(dut, f"{req}__valid"), getattr(dut, f"{req}__ready")
-        self.req_payload = getattr(dut, f"{req}__payload")
-        self.resp_valid, self.resp_ready = getattr(dut, f"{resp}__valid"), getattr(dut, f"{resp}__ready")
-        self.resp_payload = getattr(dut, f"{resp}__payload")
         self._req = Struct(regmap.csr_request_fields(cfg))
         self._resp = Struct(regmap.csr_response_fields(cfg))
-        self.req_valid.value = 0
-        self.resp_ready.value = 0
-        self.cycles = 0
+        self.resp = StreamSink(clock, dut, resp, on_demand=True)
+        self.req = StreamSource(clock, dut, req, on_accept=lambda _word, _cycle: self.resp.expect(1))
+        self._busy = False
 
     async def _access(self, addr: int, write: bool, wdata: int = 0) -> int:
-        self.req_payload.value = self._req.pack(addr=addr, write=int(write), wdata=wdata)
-        self.req_valid.value = 1
-        while True:
-            await self._edge
-            self.cycles += 1
-            if int(self.req_ready.value):
-                break
-        self.req_valid.value = 0
-        self.resp_ready.value = 1
-        while True:
-            await self._edge
-            self.cycles += 1
-            if int(self.resp_valid.value):
-                break
-        self.resp_ready.value = 0
-        return self._resp.get(self.resp_payload.value.to_unsigned(), "rdata")
+        if self._busy:
+            raise RuntimeError(f"{self.req.name}: one register access at a time (two "
+                               "coroutines share this bus)")
+        self._busy = True
+        try:
+            self.req.send_nowait(self._req.pack(addr=addr, write=int(write), wdata=wdata))
+            return self._resp.get(await self.resp.recv(), "rdata")
+        finally:
+            self._busy = False
 
     async def write(self, addr: int, value: int) -> None:
         await self._access(addr, True, value)
@@ -68,3 +67,15 @@ class CsrDriver:
     async def program(self, prog: DeviceProgram, *, enable: bool = True) -> None:
         for addr, value in regmap.program_writes(self.cfg, prog, enable=enable):
             await self.write(addr, value)
+
+    async def program_arbiter(self, cfg: T3Config | None = None) -> dict[str, int]:
+        """Write ARB with the arbiter settings of ``cfg`` (default: the bus's
+        configuration; :func:`arbiter_settings`), read it back and return the read-back
+        fields; AssertionError when they differ from what was written. A build's reset
+        value is only the policy it was generated with: a run that needs a given policy
+        writes it."""
+        want = arbiter_settings(cfg or self.cfg)
+        await self.write_fields("ARB", **want)
+        got = await self.read_fields("ARB")
+        assert got == want, f"{self.req.name}: ARB reads back {got} after writing {want}"
+        return got

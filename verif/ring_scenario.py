@@ -31,10 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from sim_models.collective import tracker_entries_min, tracker_entries_needed
-from sim_models.gemm import GemmSpec, config_for, fire_queue_needed, make_workload, split_chunks
+from contract.gemm import split_chunks
+from contract.sizing import fire_queue_needed, tracker_entries_min, tracker_entries_needed
+from contract.spec import DEFAULT_CONFIG, ConfigError, T3Config
+from sim_models.golden import run_ring
 from sim_models.perf.rtl_model import RtlScenario
-from contract.spec import ConfigError, T3Config
+from sim_models.trace import save_traces
+from sim_models.workload import make_workload
 
 __all__ = ["RingScenario", "prepare", "run_scenario", "MODES", "available_modes",
            "ScenarioFailure", "output_to", "load_results", "gemm_read_counts"]
@@ -42,15 +45,23 @@ __all__ = ["RingScenario", "prepare", "run_scenario", "MODES", "available_modes"
 MODES = ("t3", "baseline")
 
 
+def ring_regions(devices: int) -> int:
+    """Regions of a ring build: one per chunk (``devices``), rounded up to a power of two,
+    at least 4."""
+    return max(4, 1 << (devices - 1).bit_length())
+
+
 @dataclass(frozen=True)
 class RingScenario(RtlScenario):
-    """One ring run: the timing fields of :class:`sim_models.perf.rtl_model.RtlScenario`
-    (sizes in elements; link latency in cycles; link bandwidth in lines per cycle, the
-    memory moving 1 line per cycle) plus what only the testbench needs: ``jitter``: max
-    random extra cycles added to producer issue times; ``backpressure``: probability the
-    testbench stalls a stream it sinks (host read responses); ``gemm_read_rate``:
-    background GEMM operand READs per cycle per device in the compute stream (0 = off,
-    else in [1/511, 1]; see the module doc)."""
+    """One ring run: the fields of :class:`sim_models.perf.rtl_model.RtlScenario` (the
+    GEMM's shape in elements; link latency in cycles; link bandwidth in lines per cycle,
+    the memory moving 1 line per cycle), its :meth:`gemm` and, fitted the same way, its
+    :meth:`config`, plus what only the testbench needs: ``seed``: the GEMM inputs' and
+    every random choice's seed; ``jitter``: max random extra cycles added to producer
+    issue times; ``backpressure``: probability the testbench stalls a stream it sinks
+    (host read responses); ``gemm_read_rate``: background GEMM operand READs per cycle
+    per device in the compute stream (0 = off, else in [1/511, 1]; see the module doc);
+    fixed hardware sizes (below)."""
     seed: int = 0
     jitter: int = 0
     backpressure: float = 0.0
@@ -82,19 +93,16 @@ class RingScenario(RtlScenario):
         f = Fraction(self.gemm_read_rate).limit_denominator(gemm_read_max_den())
         return f.numerator, f.denominator
 
-    def gemm(self) -> GemmSpec:
-        return GemmSpec(m=self.m, n=self.n, k=self.k, devices=self.devices, dtype=self.dtype,
-                        layout=self.layout, wg_tile=self.wg_tile, wf_tile=self.wf_tile,
-                        cus=self.cus, wg_cycles=self.wg_cycles, seed=self.seed)
+    def base_config(self) -> T3Config:
+        """The unit as the ring is built: RtlScenario's, with :func:`ring_regions` regions
+        and the default clock (the RTL has none: the model's 1 GHz is the model's unit)."""
+        return super().base_config().replace(regions=ring_regions(self.devices),
+                                             clock_ghz=DEFAULT_CONFIG.clock_ghz)
 
     def config(self) -> T3Config:
-        base = T3Config(dtype=self.dtype, line_bytes=self.line_bytes,
-                        tracker_entries=self.tracker_entries, ring_devices=self.devices,
-                        link_latency_cycles=self.link_latency,
-                        link_lines_per_cycle=self.link_bw, arbiter_policy=self.policy,
-                        regions=max(4, 1 << (self.devices - 1).bit_length()),
-                        mem_depth_lines=16)
-        cfg = config_for(self.gemm(), base)
+        """RtlScenario's (the base fitted to the GEMM), with the fixed ``mem_depth_lines``
+        and ``dma_queue_depth`` when given (ConfigError if smaller than the GEMM needs)."""
+        cfg = super().config()
         if self.mem_depth_lines is not None:
             if self.mem_depth_lines < cfg.mem_depth_lines:
                 raise ConfigError(f"mem_depth_lines={self.mem_depth_lines}: the output needs "
@@ -112,7 +120,7 @@ class RingScenario(RtlScenario):
 
     def tracker_sizing(self) -> dict[str, int]:
         """``{"min": ..., "recommended": ...}`` tracker entries for this GEMM's fused ring
-        (sim_models.collective.tracker_entries_min / tracker_entries_needed)."""
+        (contract.sizing.tracker_entries_min / tracker_entries_needed)."""
         gemm, cfg = self.gemm(), self.config()
         chunks = split_chunks(gemm, gemm.geometry(cfg.lanes))
         return {"min": tracker_entries_min(cfg, gemm, chunks),
@@ -157,8 +165,6 @@ def gemm_read_counts(rate: float, traces) -> list[int]:
 
 def prepare(scn: RingScenario, workdir: str | Path) -> dict[str, Any]:
     """Write traces, programming, golden memories and expected counts into ``workdir``."""
-    from sim_models.golden import run_ring
-    from sim_models.trace import save_traces
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = scn.config()

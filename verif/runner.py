@@ -2,7 +2,11 @@
 
 One build per (design, parameter set, simulator, waves), reused by every test that needs
 it; pass/fail read from the results file (``runner.test`` does not raise on failure).
-Test parameters reach the cocotb side as JSON in ``T3_TB_PARAMS`` (see :func:`tb_params`).
+Test parameters reach the cocotb side as JSON in ``T3_TB_PARAMS`` (see :func:`tb_params`),
+the selected cocotb tests in ``T3_TB_TESTCASES``: a test written for one parameter set
+asks ``tb_params(test=<its name>)`` and fails, instead of passing vacuously, when a run
+did not select it by name (e.g. a run of the whole module with another test's
+parameters).
 """
 
 from __future__ import annotations
@@ -96,7 +100,9 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
                                     default=str).encode()).hexdigest()[:8]
     test_dir = build_dir / f"run-{tag}"
     test_dir.mkdir(parents=True, exist_ok=True)
+    selected = None if testcase is None else [testcase] if isinstance(testcase, str) else list(testcase)
     env = {"T3_TB_PARAMS": json.dumps(params, sort_keys=True, default=str),
+           "T3_TB_TESTCASES": json.dumps(selected),
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     results = runner.test(test_module=modules, hdl_toplevel=top, build_dir=build_dir,
                           test_dir=test_dir, testcase=testcase, seed=seed, extra_env=env,
@@ -116,6 +122,14 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
     return Path(results)
 
 
-def tb_params() -> dict[str, Any]:
-    """Inside a cocotb test: the parameters the pytest entry point passed."""
+def tb_params(test: str | None = None) -> dict[str, Any]:
+    """Inside a cocotb test: the parameters the pytest entry point passed. With ``test``
+    (the calling test's name), AssertionError unless :func:`run_cocotb` selected that
+    test by name: its parameters are then the ones written for it."""
+    if test is not None:
+        selected = json.loads(os.environ.get("T3_TB_TESTCASES") or "null")
+        if selected is None or test not in selected:
+            raise AssertionError(f"cocotb test {test}: not selected by name in this run "
+                                 f"(testcase={selected}), so the parameters are not for it; "
+                                 f"run it with run_cocotb(testcase={test!r}, ...)")
     return json.loads(os.environ.get("T3_TB_PARAMS", "{}"))

@@ -9,8 +9,9 @@ choices, so a failure reproduces with ``python -m verif.soak --seeds 1 --start s
 summary; writes ``build/soak/soak.json``.
 
 Run-time knobs vary freely (layout, GEMM and tile sizes, CUs, WG compute time, k,
-producer jitter, sink backpressure, link latency and bandwidth, arbiter policy, fused or
-unfused all-gather). Hardware knobs select a build (RingScenario.hw_key), so they come
+producer jitter, sink backpressure, link latency and bandwidth, arbiter policy (the ARB
+register, which the ring testbench writes and reads back in every mode), fused or unfused
+all-gather). Hardware knobs select a build (RingScenario.hw_key), so they come
 from a small fixed set of profiles, (devices, dtype) with 8-byte lines and a 16-entry
 tracker, the same builds as verif/test_ring.py; a drawn scenario whose hardware key
 differs from its profile's (e.g. a larger output needs deeper memory) is redrawn.
@@ -44,7 +45,7 @@ LINE_BYTES = 8
 TRACKER_ENTRIES = 16
 MEM_DEPTH_LINES = 256                # fixed memory depth and link FIFO: one build per
 LINK_FIFO = 128                      # (devices, dtype), as in verif/test_ring.py
-#: fixed DMA queue depth, >= sim_models.gemm.fire_queue_needed of every scenario draw()
+#: fixed DMA queue depth, >= contract.sizing.fire_queue_needed of every scenario draw()
 #: can make (75 at most: 8 devices, 2 x 2 WF tiles), shared with verif/test_ring.py
 DMA_QUEUE_DEPTH = 80
 
@@ -63,7 +64,8 @@ def profile(devices: int, dtype: str) -> RingScenario:
 
 
 def _valid(scn: RingScenario) -> bool:
-    from sim_models.gemm import check_config, split_chunks
+    from contract.gemm import split_chunks
+    from contract.sizing import check_config
     try:
         gemm = scn.gemm()
         split_chunks(gemm, check_config(scn.config(), gemm))

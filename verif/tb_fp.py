@@ -14,25 +14,23 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from contract.spec import float_format
 from verif import fp_vectors as V
 from verif.runner import tb_params
+from verif.streams import TB
 
 #: fraction of cycles with valid low
 IDLE = 0.1
 
 
-async def _reset(dut) -> None:
-    Clock(dut.clk, 10, unit="ns").start()
+async def _reset(dut) -> TB:
+    """The adder's bench: clock started, ``valid`` low, reset done."""
+    tb = TB(dut)
     dut.valid.value = 0
-    dut.rst.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
+    await tb.reset()
+    return tb
 
 
 def _schedule(f, a, b, rng):

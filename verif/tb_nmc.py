@@ -16,7 +16,8 @@ from sim_models.nmc_model import ComputeMemoryModel, accept_schedule, random_tra
 from contract.spec import Op, T3Config, memory_request_fields
 from verif import coverage
 from verif.runner import tb_params
-from verif.streams import TB, Scoreboard, StreamSink, StreamSource, Struct, pack_line, unpack_line
+from verif.pacing import optional_random_pauses
+from verif.streams import TB, Scoreboard, Struct, pack_line, unpack_line
 
 
 class NmcTB(TB):
@@ -31,10 +32,10 @@ class NmcTB(TB):
         self.model = ComputeMemoryModel(cfg)
         self.board = Scoreboard("resp", fmt=lambda x: "[" + " ".join(f"{int(v):x}" for v in x) + "]")
         self.accept_cycles: list[int] = []
-        self.source = StreamSource(dut, "req", self.clk, rng=self.rng("req"), idle_prob=idle_prob,
-                                   on_accept=self._accepted)
-        self.sink = StreamSink(dut, "resp", self.clk, rng=self.rng("resp"), backpressure_prob=bp_prob,
-                               on_item=lambda w: self.board.observe(unpack_line(w, self.eb, self.lanes)))
+        self.req = self.source("req", on_accept=self._accepted,
+                               pauses=optional_random_pauses(self.rng("req"), idle_prob))
+        self.resp = self.sink("resp", on_item=lambda w: self.board.observe(unpack_line(w, self.eb, self.lanes)),
+                              pauses=optional_random_pauses(self.rng("resp"), bp_prob))
         coverage.watch(self.clk, {"memory.response_backpressure": coverage.stalled(dut, "resp")})
 
     def _accepted(self, word: int, cycle: int) -> None:
@@ -58,9 +59,9 @@ class NmcTB(TB):
         want = self.model.run(reqs) if predicted is None else predicted
         for line in want:
             self.board.expect(line)
-        target = len(self.sink.items) + len(want)
-        await self.source.send([self.encode(r) for r in reqs])
-        await self.sink.wait_for(target, timeout_cycles=200 + 20 * len(reqs))
+        target = len(self.resp.items) + len(want)
+        await self.req.send([self.encode(r) for r in reqs])
+        await self.resp.wait_for(target, timeout_cycles=200 + 20 * len(reqs))
         await self.cycles(self.p["latency"] + 2)   # an unexpected extra response would show
         self.board.check()
 
@@ -103,7 +104,7 @@ async def random_trace_vs_model(dut):
     tb.assert_no_error()
     n = len(reqs)
     tb.log.info("%d requests, %d READ responses checked; req stalls %d, idles %d",
-                n, tb.board.observed, tb.source.stall_cycles, tb.source.idle_cycles)
+                n, tb.board.observed, tb.req.stall_cycles, tb.req.idle_cycles)
 
 
 def _span(cycles: list[int]) -> int:

@@ -7,8 +7,15 @@ DUT's backpressure obeyed), wait until every device has applied every expected r
 host port and compare it bit for bit with the golden model.
 
 ``ring_baseline``: the unfused baseline on the same hardware: all stores local, then the
-ring reduce-scatter and all-gather as N-1 + N-1 DMA steps kicked through the CSRs with a
-barrier after each step, exactly as sim_models.baseline orders the additions.
+ring reduce-scatter and all-gather steps kicked through the CSRs with a barrier after
+each step. The steps, their order and the programs come from the model
+(sim_models.baseline: ``ring_steps``, ``baseline_programs``); this bench plays them.
+
+Both modes write the ARB register (arbiter policy, MCA queue threshold and starvation
+limit of the scenario's configuration) on every device and read it back (the run fails
+when it differs; the read-back is in the result, ``arbiter``). The policy is run-time
+only: scenarios that differ only in policy share one build (RingScenario.hw_key leaves
+it out), whose ARB reset value is the policy it happened to be generated with.
 
 Background GEMM reads (scenario ``gemm_read_rate`` > 0, both modes): every device's read
 generator is armed (:meth:`RingTB.arm_gemm_reads`: rate, the output buffer as window,
@@ -18,14 +25,16 @@ waits until every device's ``gemm_reads_done`` equals its ``gemm_reads_issued`` 
 the count (:meth:`RingTB.wait_gemm_reads`).
 
 Parameters (verif.runner.tb_params): ``workdir`` prepared by verif.ring_scenario.prepare.
-Results go to ``workdir/result_<mode>.json`` (cycles, utilisation and the wall seconds of
-each phase, ``wall_s``) and ``workdir/readback_<mode>.npz``.
+Results go to ``workdir/result_<mode>.json`` (cycles, utilisation, the ARB read-back and
+the wall seconds of each phase, ``wall_s``) and ``workdir/readback_<mode>.npz``.
 
-Speed: Python wakes up only where the stimulus needs it. The cycle count comes from the
-simulation time (no per-cycle counter coroutine); idle stretches (issue-time gaps, the
-drain wait) are crossed with one timer instead of one wake-up per cycle; the traces of
-all devices play in one coroutine, and their readback runs in one coroutine. Each shortcut lands on exactly the clock edge the
-per-cycle loop would have reached (see :meth:`RingTB.edges` and :meth:`wait_applied`).
+Drivers: the producer ports, host ports (request source, on-demand response sink) and
+CSR buses use the stream drivers of verif/streams.py. Speed: Python wakes up only where
+the stimulus needs it. The cycle count comes from the simulation time (no per-cycle
+counter coroutine); all drivers run in the clock domain's one coroutine, which wakes
+only at the edges some driver needs (a producer trace's issue-time gaps are one timer);
+the drain wait is crossed with timers too (:meth:`wait_applied`). Each shortcut lands on
+exactly the clock edge a per-cycle loop would have reached.
 """
 
 from __future__ import annotations
@@ -36,17 +45,17 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.simtime import convert, get_sim_time
-from cocotb.triggers import ClockCycles, RisingEdge, Timer
 
 from contract import regmap
-from contract.program import DeviceProgram, Region
-from contract.spec import FireOp, Op, ProducerAction, memory_request_fields, \
-    memory_response_fields, producer_request_fields
+from contract.program import DeviceProgram
+from contract.spec import Op, memory_request_fields, memory_response_fields, \
+    producer_request_fields
+from sim_models.baseline import baseline_programs, ring_steps
 from sim_models.trace import load_traces
 
 from . import coverage
-from .csr_driver import CsrDriver
+from .csr_driver import CsrMaster
+from .pacing import jittered_times, pause_burst, random_pauses
 from .runner import tb_params
 from .streams import TB, Struct, pack_line, unpack_line
 
@@ -60,12 +69,8 @@ READBACK_STALL_CYCLES = 20_000
 class RingTB(TB):
     def __init__(self, dut):
         super().__init__(dut, period_ns=PERIOD_NS)
-        self._period = convert(PERIOD_NS, "ns", to="step")
-        self._edge = RisingEdge(self.clk)
         #: wall seconds per phase of the current mode (``pack``: trace words, accumulated)
         self.wall: dict[str, float] = {"pack": 0.0}
-        #: edges crossed by a timer instead of per-cycle wake-ups (speed diagnostics)
-        self.edges_skipped = 0
         p = tb_params()
         self.workdir = Path(p["workdir"])
         self.cfg, self.gemm, self.programs, self.traces = load_traces(self.workdir / "trace")
@@ -74,17 +79,20 @@ class RingTB(TB):
         self.n = self.cfg.ring_devices
         g = np.load(self.workdir / "golden.npz")
         self.golden = [g[f"mem{d}"] for d in range(self.n)]
-        self.csr = [CsrDriver(dut, self.clk, self.cfg, req=f"csr_req__{i}", resp=f"csr_resp__{i}")
-                    for i in range(self.n)]
         self.preq = Struct(producer_request_fields(self.cfg))
         self.mreq = Struct(memory_request_fields(self.cfg))
         self.mresp = Struct(memory_response_fields(self.cfg))
-        for i in range(self.n):
-            getattr(dut, f"producer__{i}__valid").value = 0
-            getattr(dut, f"host__{i}__valid").value = 0
-            getattr(dut, f"host_resp__{i}__ready").value = 0
+        devices = range(self.n)
+        self.csr = [CsrMaster(self.clock, dut, self.cfg, req=f"csr_req__{d}", resp=f"csr_resp__{d}")
+                    for d in devices]
+        self.producer = [self.source(f"producer__{d}", name=f"device {d} producer")
+                         for d in devices]
+        self.host = [self.source(f"host__{d}", name=f"device {d} host") for d in devices]
+        self.host_resp = [self.sink(f"host_resp__{d}", on_demand=True,
+                                    name=f"device {d} host response") for d in devices]
+        for d in devices:
             # off until armed (the port keeps a previous test's value across the reset)
-            getattr(dut, f"gemm_read_count__{i}").value = 0
+            getattr(dut, f"gemm_read_count__{d}").value = 0
         for name in ("num", "den", "base", "lines"):
             getattr(dut, f"gemm_read_{name}").value = 0
         #: background READs per device (0 = off), armed by arm_gemm_reads
@@ -95,104 +103,36 @@ class RingTB(TB):
         dut.link_den.value = den
 
     @property
-    def cycle(self) -> int:
-        """Clock cycles since time 0 (the clock starts then, rising edges at multiples of
-        the period). Read right after a rising edge, it counts that edge; only
-        differences of it are used."""
-        return get_sim_time("step") // self._period
-
-    async def edges(self, n: int) -> None:
-        """Wait ``n`` >= 1 rising edges, exactly as ``ClockCycles(clk, n)``, but with one
-        timer instead of ``n`` Python wake-ups: a timer to a quarter period past edge
-        ``n - 1``, then edge ``n``. Off a clock edge it falls back to ClockCycles."""
-        if n > 2 and get_sim_time("step") % self._period == 0:
-            await Timer((n - 1) * self._period + self._period // 4, unit="step")
-            await self._edge
-            self.edges_skipped += n - 1
-        else:
-            await ClockCycles(self.clk, n)
+    def edges_skipped(self) -> int:
+        """Edges crossed by a timer instead of a wake-up (speed diagnostics)."""
+        return self.clock.edges_skipped
 
     # ---- stimulus ------------------------------------------------------------------
-    async def play_trace(self, d: int, ops: np.ndarray | None = None) -> int:
-        """Issue device d's producer requests no earlier than their issue times (relative
-        to now) plus a random, order-preserving jitter. Returns the last accept cycle."""
-        return (await self.play_traces([d], None if ops is None else [ops]))[0]
-
-    async def play_traces(self, devices: list[int],
-                          ops: list[np.ndarray | None] | None = None, *,
-                          timeout: int | None = None) -> list[int]:
-        """:meth:`play_trace` for every device of ``devices`` at once, in one coroutine
-        that wakes only at the edges some device needs (a request's due cycle, or the
-        edge after presenting a request). Per device exactly as a per-device loop: the
-        same jitter draws, the same valid/payload values in the same cycles. ``ops``
-        optionally replaces each device's trace ops. ``timeout``: AssertionError when a
-        request waits longer than that many cycles for ready (a stalled ring) instead of
-        waiting for ever. Returns each last accept cycle."""
+    async def play_traces(self, *, timeout: int | None = None) -> list[int]:
+        """Issue every device's producer requests no earlier than their issue times
+        (relative to now) plus a random, order-preserving jitter (verif.pacing,
+        ``jittered_times``, seeded per device), obeying the DUT's backpressure.
+        ``timeout``: AssertionError when a request waits longer than that many cycles for
+        ready (a stalled ring) instead of waiting for ever. Returns each device's last
+        accept cycle."""
         jitter = int(self.scn["jitter"])
         bits = self.cfg.elem_bits
         w0 = time.perf_counter()
-        ports = []
-        for j, d in enumerate(devices):
-            tr = self.traces[d]
-            op = tr.op if ops is None or ops[j] is None else ops[j]
-            ports.append({
-                "valid": getattr(self.dut, f"producer__{d}__valid"),
-                "ready": getattr(self.dut, f"producer__{d}__ready"),
-                "payload": getattr(self.dut, f"producer__{d}__payload"),
-                "rng": self.rng(f"jitter{d}"), "times": tr.time, "i": 0, "shift": 0,
-                "words": [self.preq.pack(op=int(op[i]), addr=int(tr.addr[i]),
-                                         wf_id=int(tr.wf_id[i]), data=pack_line(tr.data[i], bits))
-                          for i in range(len(tr))],
-                "wake": 0, "presenting": False, "last": None, "since": 0, "device": d})
+        words = []
+        for tr in self.traces:
+            words.append([self.preq.pack(op=int(tr.op[i]), addr=int(tr.addr[i]), wf_id=int(tr.wf_id[i]),
+                                         data=pack_line(tr.data[i], bits)) for i in range(len(tr))])
         self.wall["pack"] += time.perf_counter() - w0
-        t0 = self.cycle
+        start = self.cycle
+        for d, tr in enumerate(self.traces):
+            issue = jittered_times(tr.time, jitter, self.rng(f"jitter{d}"))
+            self.producer[d].send_nowait(words[d], at=[start + t for t in issue])
+        for src in self.producer:
+            await src.wait_idle(ready_timeout=timeout, context=self.stall_context)
+        return [start if src.last_accept is None else src.last_accept for src in self.producer]
 
-        def present(p: dict) -> None:
-            p["payload"].value = p["words"][p["i"]]
-            p["valid"].value = 1
-            p["wake"], p["presenting"], p["since"] = self.cycle + 1, True, self.cycle
-
-        def prepare(p: dict) -> None:        # request p["i"], now
-            if jitter and p["rng"].random() < 0.1:
-                p["shift"] += p["rng"].randint(1, jitter)
-            due = t0 + int(p["times"][p["i"]]) + p["shift"]
-            if self.cycle < due:
-                p["valid"].value = 0
-                p["wake"], p["presenting"] = due, False
-            else:
-                present(p)
-
-        for p in ports:
-            if p["words"]:
-                prepare(p)
-            else:
-                p["valid"].value = 0
-                p["last"] = t0
-        live = [p for p in ports if p["words"]]
-        while live:
-            await self.edges(min(p["wake"] for p in live) - self.cycle)
-            now = self.cycle
-            for p in live:
-                if p["wake"] != now:
-                    continue
-                if not p["presenting"]:
-                    present(p)                   # its due cycle
-                elif not int(p["ready"].value):
-                    p["wake"] = now + 1          # backpressure: hold the request
-                    if timeout is not None and now - p["since"] > timeout:
-                        raise AssertionError(
-                            f"device {p['device']}: producer request {p['i']} of "
-                            f"{len(p['words'])} not accepted for {timeout} cycles (ring stalled; "
-                            f"{self.snapshot()}; sizing: docs/programming.md)")
-                else:
-                    p["i"] += 1
-                    if p["i"] < len(p["words"]):
-                        prepare(p)
-                    else:
-                        p["valid"].value = 0
-                        p["last"] = now
-            live = [p for p in live if p["last"] is None]
-        return [p["last"] for p in ports]
+    def stall_context(self) -> str:
+        return f"ring stalled; {self.snapshot()}; sizing: docs/programming.md"
 
     def snapshot(self) -> str:
         """Per device: memory-queue level and packets on the outgoing link (for stall
@@ -226,7 +166,7 @@ class RingTB(TB):
         for _ in range(timeout):
             if self.gemm_reads() == want:
                 return
-            await self._edge
+            await self.clock.edge
         raise AssertionError(f"background GEMM reads (issued, done) per device {self.gemm_reads()}, "
                              f"expected {want} after {timeout} cycles")
 
@@ -253,62 +193,38 @@ class RingTB(TB):
                 raise AssertionError(f"ring did not finish in {timeout} cycles: memory requests "
                                      f"{got}, expected {targets}")
             # never step past the first edge at which the timeout would be noticed
-            await self.edges(max(1, min(behind, timeout + 1 - waited)))
+            await self.clock.edges(max(1, min(behind, timeout + 1 - waited)))
 
     def mem_reqs(self) -> list[int]:
         return [int(getattr(self.dut, f"mem_reqs__{d}").value) for d in range(self.n)]
 
-    # ---- readback ------------------------------------------------------------------
-    async def read_memories(self, devices: list[int], lo: int, hi: int) -> list[np.ndarray]:
-        """READ lines [lo, hi) of every device in ``devices`` at once through their host
-        ports, one coroutine for all: per device and cycle, a new READ request as soon as
-        the previous one was accepted, and the response stream's ready low with
-        probability ``backpressure`` (seeded per device). With backpressure, the
-        responses are first held back for a burst (:meth:`stall_burst` cycles) so the
-        READs pile up behind the memory's read credits and fill its request queue: the
-        comparison then also shows that a full queue loses and reorders nothing."""
-        dut = self.dut
+    # ---- host ports ----------------------------------------------------------------
+    async def read_memories(self, lo: int, hi: int) -> list[np.ndarray]:
+        """READ lines [lo, hi) of every device through its host port: READ requests back to
+        back, the responses taken with backpressure ``backpressure`` (a seeded coin per
+        cycle and device). With backpressure, the responses are first held back for a
+        burst (:meth:`stall_burst` cycles) so the READs pile up behind the memory's read
+        credits and fill its request queue: the comparison then also shows that a full
+        queue loses and reorders nothing."""
         bp = float(self.scn["backpressure"])
-        hold = self.stall_burst() if bp else 0
         n = hi - lo
         words = [self.mreq.pack(op=int(Op.READ), addr=a, mask=0, data=0) for a in range(lo, hi)]
-        ports = []
-        for d in devices:
-            rv, rr, rp = (getattr(dut, f"host__{d}__{s}") for s in ("valid", "ready", "payload"))
-            sv, sr, sp = (getattr(dut, f"host_resp__{d}__{s}") for s in ("valid", "ready", "payload"))
-            ports.append({"rv": rv, "rr": rr, "rp": rp, "sv": sv, "sr": sr, "sp": sp,
-                          "rng": self.rng(f"readback{d}"), "sent": 0, "r": 0, "out": []})
-        live = list(ports)
-        cycle = last_progress = 0
-        while live:
-            if cycle - last_progress > READBACK_STALL_CYCLES:
-                raise AssertionError("readback stalled: (READs accepted, responses) per device "
-                                     f"{[(p['sent'], len(p['out'])) for p in ports]} of {n} "
-                                     f"after {READBACK_STALL_CYCLES} cycles without progress")
-            for p in live:
-                if len(p["out"]) < n:
-                    p["r"] = 0 if cycle < hold or (bp and p["rng"].random() < bp) else 1
-                    p["sr"].value = p["r"]
-                if p["sent"] < n:
-                    p["rp"].value = words[p["sent"]]
-                    p["rv"].value = 1
-            await self._edge
-            cycle += 1
-            for p in live:
-                if p["sent"] < n and int(p["rr"].value):
-                    p["sent"] += 1
-                    last_progress = cycle
-                    if p["sent"] == n:
-                        p["rv"].value = 0
-                if p["r"] and len(p["out"]) < n and int(p["sv"].value):
-                    p["out"].append(self.mresp.get(p["sp"].value.to_unsigned(), "data"))
-                    last_progress = cycle
-                    if len(p["out"]) == n:
-                        p["sr"].value = 0
-            live = [p for p in live if len(p["out"]) < n or p["sent"] < n]
+        firsts = []
+        for d in range(self.n):
+            sink = self.host_resp[d]
+            sink.set_pause_generator(
+                pause_burst(self.stall_burst(), random_pauses(self.rng(f"readback{d}"), bp))
+                if bp else None)
+            firsts.append(len(sink.items))
+            sink.expect(n)
+            self.host[d].send_nowait(words)
+        out = []
         ud = np.dtype(self.cfg.fmt.uint_dtype)
-        return [np.stack([unpack_line(w, self.cfg.elem_bits, self.cfg.lanes, ud) for w in p["out"]])
-                for p in ports]
+        for d, first in enumerate(firsts):
+            items = (await self.host_resp[d].wait_for(first + n, stall_cycles=READBACK_STALL_CYCLES))[first:]
+            out.append(np.stack([unpack_line(self.mresp.get(w, "data"), self.cfg.elem_bits,
+                                             self.cfg.lanes, ud) for w in items]))
+        return out
 
     def stall_burst(self) -> int:
         """Cycles the readback holds every response back at first. One READ per cycle
@@ -318,36 +234,39 @@ class RingTB(TB):
         of the burst whenever more lines than that are read."""
         return 2 * self.cfg.mem_queue_depth + 16
 
-    async def clear_memory(self, d: int) -> None:
-        """STORE zeros over device d's output lines through the host port (memory keeps
+    async def clear_memories(self) -> None:
+        """STORE zeros over every device's output lines through its host port (memory keeps
         its contents across resets; each test starts from zero-initialised buffers)."""
         lo, hi = self.expect["out_lines"]
-        rv, rr, rp = (getattr(self.dut, f"host__{d}__{s}") for s in ("valid", "ready", "payload"))
-        edge = RisingEdge(self.clk)
         full = (1 << self.cfg.lanes) - 1
-        for a in range(lo, hi):
-            rp.value = self.mreq.pack(op=int(Op.STORE), addr=a, mask=full, data=0)
-            rv.value = 1
-            await edge
-            for _ in range(READBACK_STALL_CYCLES):
-                if int(rr.value):
-                    break
-                await edge
-            else:
-                raise AssertionError(f"device {d}: host STORE to line {a} not accepted for "
-                                     f"{READBACK_STALL_CYCLES} cycles")
-        rv.value = 0
+        words = [self.mreq.pack(op=int(Op.STORE), addr=a, mask=full, data=0) for a in range(lo, hi)]
+        for src in self.host:
+            src.send_nowait(words)
+        for src in self.host:
+            await src.wait_idle(ready_timeout=READBACK_STALL_CYCLES)
+
+    # ---- programming ---------------------------------------------------------------
+    async def program_all(self, programs: list[DeviceProgram]) -> None:
+        """Program every device (regions and CTRL, then ARB with the configuration's
+        arbiter settings, read back: verif.csr_driver), all buses at once; the ARB
+        read-back of every device goes to :attr:`arbiter`."""
+        async def one(d):
+            await self.csr[d].program(programs[d])
+            return await self.csr[d].program_arbiter()
+        #: per device, the ARB fields read back after programming
+        self.arbiter = await _gather([one(d) for d in range(self.n)])
 
     async def start(self, programs: list[DeviceProgram]) -> None:
         """Reset, zero the output buffers, program every device; wait until idle."""
         await self.reset()
-        await _gather([self.clear_memory(d) for d in range(self.n)])
-        await program_all(self, programs)
+        await self.clear_memories()
+        await self.program_all(programs)
         await self.wait_applied(self.mem_reqs(), timeout=10_000)
 
+    # ---- results -------------------------------------------------------------------
     async def check_memories(self, mode: str) -> dict:
         lo, hi = self.expect["out_lines"]
-        got = await self.read_memories(list(range(self.n)), lo, hi)
+        got = await self.read_memories(lo, hi)
         np.savez(self.workdir / f"readback_{mode}.npz", **{f"mem{d}": g for d, g in enumerate(got)})
         bad = {}
         for d in range(self.n):
@@ -390,6 +309,7 @@ class RingTB(TB):
             coverage.cover("memory.queue_full")
 
     def write_result(self, mode: str, result: dict) -> None:
+        result = {**result, "arbiter": self.arbiter}
         (self.workdir / f"result_{mode}.json").write_text(json.dumps(result, indent=1))
 
 
@@ -413,12 +333,12 @@ async def ring_t3(dut):
     tb = RingTB(dut)
     w0, c0 = time.perf_counter(), tb.cycle
     await tb.reset()
-    await _gather([tb.csr[d].program(tb.programs[d]) for d in range(tb.n)])
+    await tb.program_all(tb.programs)
     w1 = time.perf_counter()
     base = tb.mem_reqs()
     reads = tb.arm_gemm_reads()
     start = tb.cycle
-    await tb.play_traces(list(range(tb.n)), timeout=_timeout(tb))
+    await tb.play_traces(timeout=_timeout(tb))
     targets = [b + e["mem_reqs"] + r for b, e, r in zip(base, tb.expect["t3"], reads)]
     end = await tb.wait_applied(targets, timeout=_timeout(tb))
     await tb.wait_gemm_reads(timeout=_timeout(tb))
@@ -441,70 +361,41 @@ async def ring_t3(dut):
                            "edges_skipped": tb.edges_skipped})
 
 
-def baseline_programs(tb: RingTB) -> list[DeviceProgram]:
-    """The same regions with no tracking: every producer store is local; DMA kicks of a
-    region move it as UPDATEs (phase 0) or STOREs (phase 1) to the next device."""
-    out = []
-    for p in tb.programs:
-        regs = tuple(Region(**{**r.__dict__, "producer": ProducerAction.LOCAL,
-                               "update_contribs": 0, "store_contribs": 0,
-                               "update_fire": FireOp.UPDATE, "store_fire": FireOp.STORE})
-                     for r in p.regions)
-        out.append(DeviceProgram(device=p.device, next_device=p.next_device, regions=regs))
-    return out
-
-
-async def program_all(tb: RingTB, programs: list[DeviceProgram]) -> None:
-    cfg = tb.cfg
-    policy = int(tb.scn["policy"] == "mca")
-
-    async def one(d):
-        await tb.csr[d].program(programs[d])
-        await tb.csr[d].write_fields("ARB", policy=policy, threshold=cfg.mca_queue_threshold,
-                                     starve_limit=cfg.mca_starvation_limit)
-    await _gather([one(d) for d in range(tb.n)])
-
-
 @cocotb.test()
 @coverage.saving("ring")
 async def ring_baseline(dut):
-    """Unfused baseline on the same hardware: GEMM stores all local, then N-1 ring
-    reduce-scatter steps (DMA UPDATEs) and N-1 all-gather steps (DMA STOREs), each kicked
-    through DMA_KICK with a barrier after it; same final memories as the fused run."""
+    """Unfused baseline on the same hardware: GEMM stores all local, then the model's ring
+    steps (sim_models.baseline.ring_steps: N-1 reduce-scatter steps as DMA UPDATEs, N-1
+    all-gather steps as DMA STOREs), each kicked through DMA_KICK on every device with a
+    barrier after it; same final memories as the fused run."""
     tb = RingTB(dut)
     assert tb.scn["fuse_allgather"], "the baseline runs RS + AG: use fuse_allgather=True"
-    progs = baseline_programs(tb)
+    progs = baseline_programs(tb.programs)
     await tb.start(progs)
-    n = tb.n
     chunks = tb.expect["chunks"]
-    lines = [c["limit"] - c["base"] for c in chunks]
-    region_of = [{r.base: i for i, r in enumerate(p.regions)} for p in progs]
+    chunk_bases = [c["base"] for c in chunks]
+    chunk_lines = [c["limit"] - c["base"] for c in chunks]
     timeout = _timeout(tb)
     targets = tb.mem_reqs()
     reads = tb.arm_gemm_reads()
     start = tb.cycle
-    await _gather([tb.play_trace(d) for d in range(n)])
+    await tb.play_traces(timeout=timeout)
     targets = [t + len(tb.traces[d]) + reads[d] for d, t in enumerate(targets)]
     t_gemm = await tb.wait_applied(targets, timeout=timeout)
     await tb.wait_gemm_reads(timeout=timeout)
-    steps = []
-    for phase, first in ((0, 0), (1, 1)):          # RS sends chunk d-s, AG sends d-s+1
-        for s in range(1, n):
-            send = [(d - s + first) % n for d in range(n)]
-            recv = [send[(d - 1) % n] for d in range(n)]
-
-            async def kick(d):
-                ri = region_of[d][chunks[send[d]]["base"]]
-                await tb.csr[d].write_fields("DMA_KICK", kick=1, kick_phase=phase, kick_region=ri)
-            await _gather([kick(d) for d in range(n)])
-            targets = [targets[d] + lines[send[d]] + lines[recv[d]] for d in range(n)]
-            steps.append(await tb.wait_applied(targets, timeout=timeout) - start)
+    step_ends = []
+    for step in ring_steps(tb.n, allgather=True):
+        regions = step.kick_regions(progs, chunk_bases)
+        await _gather([tb.csr[d].write_fields("DMA_KICK", kick=1, kick_phase=step.phase,
+                                              kick_region=regions[d]) for d in range(tb.n)])
+        targets = [t + r for t, r in zip(targets, step.memory_requests(chunk_lines))]
+        step_ends.append(await tb.wait_applied(targets, timeout=timeout) - start)
     cycles = tb.cycle - start
     stats = await tb.stats()
     for d, st in enumerate(stats):
         assert st["irq"] == 0, f"device {d}: error flag raised: {st}"
     check = await tb.check_memories("baseline")
     tb.cover_run(stats)
-    tb.log.info("baseline: %d cycles (GEMM %d, steps %s)", cycles, t_gemm - start, steps)
+    tb.log.info("baseline: %d cycles (GEMM %d, steps %s)", cycles, t_gemm - start, step_ends)
     tb.write_result("baseline", {"cycles": cycles, "gemm_cycles": t_gemm - start,
-                                 "step_end_cycles": steps, "devices": stats, **check})
+                                 "step_end_cycles": step_ends, "devices": stats, **check})

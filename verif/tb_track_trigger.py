@@ -15,41 +15,55 @@ into a tile this device itself sent during the reduce-scatter must not overwrite
 before the DMA read it. The bench holds such a STORE until the device has emitted the
 tile's reduce-scatter packets.
 
-``misuse``: every error flag raised on purpose, read and cleared through the CSR bus.
+``misuse_flags``: every error flag raised on purpose, read and cleared through the CSR
+bus.
+
+Each test has its own parameters (verif/test_track_trigger.py) and runs only when the run
+selects it by name (``tb_params(test=...)`` fails otherwise, verif/runner.py).
+
+The expected link traffic (what a device sends: REMOTE stores and its fired tiles' DMA
+packets) comes from the model, sim_models.link_traffic; this bench only packs it.
 """
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 
 import cocotb
 from cocotb.triggers import RisingEdge
 
 from contract import regmap
-from sim_models.gemm import GemmSpec, make_workload
-from sim_models.golden import run_ring
-from sim_models.nmc_model import ComputeMemoryModel
+from contract.gemm import GemmSpec
 from contract.program import DeviceProgram, Region, wf_id
 from contract.spec import (FireOp, Op, ProducerAction, T3Config, link_packet_fields,
-                             memory_request_fields, memory_response_fields,
-                             producer_request_fields)
+                           memory_request_fields, memory_response_fields,
+                           producer_request_fields)
+from sim_models.golden import run_ring
+from sim_models.link_traffic import LinkPacket, link_traffic, tracked_requests
+from sim_models.nmc_model import ComputeMemoryModel
+from sim_models.workload import make_workload
 from verif import coverage
-from verif.csr_driver import CsrDriver
+from verif.csr_driver import CsrMaster
+from verif.pacing import optional_random_pauses
 from verif.runner import tb_params
-from verif.streams import TB, StreamSink, StreamSource, Struct, pack_line, unpack_line
+from verif.streams import TB, Struct, pack_line, unpack_line
 
 
-class Bench:
+class Bench(TB):
+    """One TrackTrigger: CSR bus master, producer and ingress sources, the memory (sink
+    of ``mem`` applying requests to :class:`ComputeMemoryModel`, source of ``mem_resp``
+    answering READs) and the egress sink; every stream paused at random with
+    probability ``bp`` (seeded per stream)."""
+
     def __init__(self, dut, cfg: T3Config, bp: float):
-        self.tb = TB(dut)
-        self.dut, self.cfg, self.bp = dut, cfg, bp
+        super().__init__(dut)
+        self.cfg, self.bp = cfg, bp
         self.prod = Struct(producer_request_fields(cfg))
         self.link = Struct(link_packet_fields(cfg))
         self.memreq = Struct(memory_request_fields(cfg))
         self.memresp = Struct(memory_response_fields(cfg))
         self.mem = ComputeMemoryModel(cfg)
-        self.csr = CsrDriver(dut, self.tb.clk, cfg)
+        self.csr = CsrMaster(self.clock, dut, cfg)
         for prefix in ("producer", "ingress", "mem_resp"):
             getattr(dut, f"{prefix}__valid").value = 0
         for prefix in ("mem", "egress"):
@@ -57,18 +71,17 @@ class Bench:
         # the memory model here has no request queue: an empty one for the MCA threshold
         # (undriven, Icarus reads it as X and MCA holds communication until starvation)
         dut.queue_level.value = 0
-        self.cycle = 0
+
+    def _pauses(self, stream: str):
+        return optional_random_pauses(self.rng(stream), self.bp)
 
     def _streams(self) -> None:
         """Stream drivers start after reset (outputs are X before the first clock)."""
-        dut, bp = self.dut, self.bp
-        clk, rng = self.tb.clk, self.tb.rng
-        self.producer = StreamSource(dut, "producer", clk, rng=rng("producer"), idle_prob=bp)
-        self.ingress = StreamSource(dut, "ingress", clk, rng=rng("ingress"), idle_prob=bp)
-        self.resp = StreamSource(dut, "mem_resp", clk, rng=rng("mem_resp"), idle_prob=bp)
-        self.mem_sink = StreamSink(dut, "mem", clk, rng=rng("mem"), backpressure_prob=bp,
-                                   on_item=self._apply)
-        self.egress = StreamSink(dut, "egress", clk, rng=rng("egress"), backpressure_prob=bp)
+        self.producer = self.source("producer", pauses=self._pauses("producer"))
+        self.ingress = self.source("ingress", pauses=self._pauses("ingress"))
+        self.resp = self.source("mem_resp", pauses=self._pauses("mem_resp"))
+        self.mem_sink = self.sink("mem", pauses=self._pauses("mem"), on_item=self._apply)
+        self.egress = self.sink("egress", pauses=self._pauses("egress"))
 
     def line(self, word: int):
         return unpack_line(word, self.cfg.elem_bits, self.cfg.lanes)
@@ -79,48 +92,23 @@ class Bench:
         if r["op"] == Op.READ:
             self.resp.send_nowait(self.memresp.pack(data=pack_line(out, self.cfg.elem_bits)))
 
+    def packet(self, p: LinkPacket) -> dict[str, int]:
+        """A model packet as the link payload's fields."""
+        return dict(op=int(p.op), dest=p.dest, addr=p.addr, wf_id=p.wf_id,
+                    data=pack_line(p.data, self.cfg.elem_bits))
+
     async def start(self) -> None:
-        await self.tb.reset()
+        await self.reset()
         self._streams()
-        coverage.watch(self.tb.clk, coverage.unit_probes(self.dut))
+        coverage.watch(self.clk, coverage.unit_probes(self.dut))
         ident = await self.csr.read_fields("ID")
         assert ident == {"version": regmap.VERSION, "magic": regmap.ID_MAGIC}, ident
-
-    async def cycles(self, n: int) -> None:
-        for _ in range(n):
-            await RisingEdge(self.tb.clk)
-
-
-def _ingress_from(cfg, wl, res, prev: int, dest: int):
-    """What device ``prev`` sends to ``dest``: (packet fields) of its REMOTE producer stores
-    (trace order) and of its DMA fires (fire order)."""
-    tr, prog = wl.traces[prev], wl.programs[prev]
-    remote = []
-    for i in range(len(tr)):
-        if int(tr.route[i]):
-            _, r = prog.region_of(int(tr.addr[i]))
-            remote.append(dict(op=int(tr.op[i]), dest=dest, addr=r.translate(int(tr.addr[i]), r.remote_base),
-                               wf_id=int(tr.wf_id[i]), data=pack_line(tr.data[i], cfg.elem_bits)))
-    return remote, _fire_packets(cfg, res.fires[prev], dest)
-
-
-def _fire_packets(cfg, fires, dest):
-    out = []
-    for f in fires:
-        if f.op == FireOp.NONE:
-            continue
-        op = int(Op.UPDATE if f.op == FireOp.UPDATE else Op.STORE)
-        out.append([dict(op=op, dest=dest, addr=a, wf_id=f.wf_id, data=pack_line(f.data[i], cfg.elem_bits))
-                    for i, a in enumerate(f.dest_addrs)])
-    return out
 
 
 @cocotb.test()
 @coverage.saving("track_trigger")
 async def golden_device(dut):
-    P = tb_params()
-    if P.get("mode") != "golden":
-        return
+    P = tb_params(test="golden_device")
     hw_cfg = T3Config.from_dict(P["cfg"])
     g = GemmSpec.from_dict(P["gemm"])
     cfg = hw_cfg.replace(ring_devices=g.devices)      # same widths except the device field
@@ -128,23 +116,26 @@ async def golden_device(dut):
     res = run_ring(cfg, wl.programs, wl.traces)
     d = P["device"]
     n = g.devices
-    prev, nxt = (d - 1) % n, wl.programs[d].next_device
+    prev = (d - 1) % n
+    assert wl.programs[prev].next_device == d, "the golden ring's device before d sends to d"
     b = Bench(dut, hw_cfg, P["bp"])
     await b.start()
     await b.csr.program(wl.programs[d])
-    rng = random.Random(f"{b.tb.seed}:ingress-order")
+    rng = b.rng("ingress-order")
 
-    # expected egress: REMOTE producer stores of this device + its DMA packets
+    # expected egress: REMOTE producer stores of this device + its DMA packets (sim_models)
     tr = wl.traces[d]
-    remote_out, _ = _ingress_from(cfg, wl, res, d, nxt)
-    my_fires = _fire_packets(cfg, res.fires[d], nxt)
-    expect = Counter(tuple(sorted(p.items())) for p in remote_out + [p for f in my_fires for p in f])
+    sent = link_traffic(wl.programs, wl.traces, res, d)
+    my_fires = [[b.packet(p) for p in tile] for tile in sent.dma]
+    expect = Counter(tuple(sorted(b.packet(p).items())) for p in sent.remote + sent.dma_packets)
     n_expect = sum(expect.values())
 
     # ingress: previous device's remote stores and DMA packets, randomly merged (each in
     # order); all-gather STOREs into a tile this device fires in the reduce-scatter wait
     # until the device has sent that tile (see the module doc).
-    remote_in, dma_in = _ingress_from(cfg, wl, res, prev, d)
+    received = link_traffic(wl.programs, wl.traces, res, prev)
+    remote_in = [b.packet(p) for p in received.remote]
+    dma_flat = [b.packet(p) for p in received.dma_packets]
     rs_sent = {f.wf_id: {(f.wf_id, a) for a in f.dest_addrs}
                for f in res.fires[d] if f.phase == 0 and f.op != FireOp.NONE}
     seen = set()
@@ -154,14 +145,13 @@ async def golden_device(dut):
             return True
         return rs_sent[pkt["wf_id"]] <= seen
 
-    order = ["r"] * len(remote_in) + ["d"] * sum(len(f) for f in dma_in)
+    order = ["r"] * len(remote_in) + ["d"] * len(dma_flat)
     rng.shuffle(order)
-    dma_flat = [p for f in dma_in for p in f]
     n_ingress = len(order)
 
-    for i in range(len(tr)):
-        b.producer.send_nowait(b.prod.pack(op=int(tr.op[i]), addr=int(tr.addr[i]), wf_id=int(tr.wf_id[i]),
-                                           data=pack_line(tr.data[i], cfg.elem_bits)))
+    b.producer.send_nowait([b.prod.pack(op=int(tr.op[i]), addr=int(tr.addr[i]), wf_id=int(tr.wf_id[i]),
+                                        data=pack_line(tr.data[i], cfg.elem_bits))
+                            for i in range(len(tr))])
     delay = int(P.get("ingress_delay", 0))
     ri = di = 0
     got = []
@@ -173,7 +163,7 @@ async def golden_device(dut):
             seen.add((p["wf_id"], p["addr"]))
         # keep the ingress queue short so that gating acts on the packet at the link head;
         # `ingress_delay`: the link starts late, so the producer runs ahead (table fills)
-        while (ri + di) < n_ingress and len(b.ingress.queue) < 2 and cyc >= delay:
+        while (ri + di) < n_ingress and b.ingress.pending < 2 and cyc >= delay:
             src = order[ri + di]
             if src == "r" and ri == len(remote_in):
                 src = "d"
@@ -187,10 +177,10 @@ async def golden_device(dut):
             else:
                 b.ingress.send_nowait(b.link.pack(**dma_flat[di]))
                 di += 1
-        if len(got) >= n_expect and ri + di == n_ingress and not b.producer.queue \
-                and not b.ingress.queue and b.producer.accepted == len(tr):
+        if len(got) >= n_expect and ri + di == n_ingress and not b.producer.pending \
+                and not b.ingress.pending:
             break
-        await RisingEdge(b.tb.clk)
+        await RisingEdge(b.clk)
     else:
         raise AssertionError(f"timeout: {len(got)}/{n_expect} egress packets, ingress {ri + di}/"
                              f"{n_ingress}, producer {b.producer.accepted}/{len(tr)}; status "
@@ -229,29 +219,26 @@ async def golden_device(dut):
         try:
             cnt[k] = (await b.csr.read_fields(k.upper()))[k]
         except ValueError:
-            raise AssertionError(f"counter {k} reads X: {b.csr.resp_payload.value}") from None
-    tracked = sum(len(f.src_addrs) * wl.programs[d].regions[wl.programs[d].region_of(f.src_addrs[0])[0]]
-                  .contribs(bool(f.phase)) for f in res.fires[d])
+            raise AssertionError(f"counter {k} reads X: {b.csr.resp.items[-1]}") from None
+    tracked = tracked_requests(wl.programs[d], res.fires[d])
     if P.get("expect_stall"):
         assert cnt["stall_cycles"] > 0, "the table never filled: the stall path was not exercised"
-    want = {"producer_reqs": len(tr), "ingress_reqs": n_ingress, "remote_sent": len(remote_out),
+    want = {"producer_reqs": len(tr), "ingress_reqs": n_ingress, "remote_sent": len(sent.remote),
             "tracked_reqs": tracked, "fires": len(res.fires[d]), "dma_tiles": len(res.fires[d]),
             "dma_lines": sum(len(f) for f in my_fires)}
     for k, v in want.items():
         assert cnt[k] == v, f"counter {k}: {cnt[k]}, golden says {v}"
-    b.tb.log.info("device %d of %d: %d producer reqs, %d ingress, %d egress, %d fires in %d cycles "
-                  "(bp=%.2f); stall_cycles=%d; %.3f producer reqs/cycle",
-                  d, n, len(tr), n_ingress, n_expect, len(res.fires[d]), run_cycles, b.bp,
-                  cnt["stall_cycles"], len(tr) / max(1, run_cycles))
+    b.log.info("device %d of %d: %d producer reqs, %d ingress, %d egress, %d fires in %d cycles "
+               "(bp=%.2f); stall_cycles=%d; %.3f producer reqs/cycle",
+               d, n, len(tr), n_ingress, n_expect, len(res.fires[d]), run_cycles, b.bp,
+               cnt["stall_cycles"], len(tr) / max(1, run_cycles))
 
 
 @cocotb.test()
 @coverage.saving("track_trigger-errors")
 async def misuse_flags(dut):
     """Each error flag, its detail register, the irq output and write-1-to-clear."""
-    P = tb_params()
-    if P.get("mode") != "misuse":
-        return
+    P = tb_params(test="misuse_flags")
     cfg = T3Config.from_dict(P["cfg"])
     assert cfg.mem_depth_lines < (1 << cfg.addr_bits), "needs a non power-of-two depth"
     b = Bench(dut, cfg, 0.0)

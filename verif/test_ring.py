@@ -8,6 +8,7 @@ pair below is one build per simulator, reused by its scenarios."""
 import pytest
 
 from verif.conftest import sims
+from verif.csr_driver import arbiter_settings
 from verif.ring_scenario import RingScenario, prepare, run_scenario
 from verif.soak import DMA_QUEUE_DEPTH
 
@@ -87,3 +88,25 @@ def test_background_gemm_reads(sim, tmp_path):
         assert got == counts and all(c > 0 for c in counts), (mode, got, counts)
         assert all(d["irq"] == 0 for d in res[mode]["devices"])
         assert res[mode]["lines_checked"] > 0
+
+
+@pytest.mark.cocotb
+@sims("ring")
+@pytest.mark.parametrize("policy", ["fifo", "mca"])
+def test_arbiter_policy_reaches_every_device(sim, policy, tmp_path):
+    """Issue #15: the arbiter policy is a run-time register (ARB), so scenarios that
+    differ only in policy share a build (RingScenario.hw_key leaves it out: this runs on
+    the n2-fp32 build above), and the testbench writes ARB in every mode. Each device's
+    ARB reads back the scenario's policy, MCA queue threshold and starvation limit (the
+    testbench also fails on a mismatch), and only MCA forces starvation grants."""
+    scn = _scenario(2, "fp32", modes=("t3", "baseline"), seed=4, policy=policy)
+    other = _scenario(2, "fp32", policy="mca" if policy == "fifo" else "fifo")
+    assert scn.hw_key() == other.hw_key(), "the policy must not select a build"
+    want = arbiter_settings(scn.config())
+    assert want["policy"] != arbiter_settings(other.config())["policy"]
+    res = run_scenario(scn, sim=sim, workdir=tmp_path)
+    for mode in scn.modes:
+        assert res[mode]["arbiter"] == [want] * scn.devices, (mode, res[mode]["arbiter"])
+        if policy == "fifo":
+            assert all(d["starved_grants"] == 0 for d in res[mode]["devices"]), mode
+    print(f"{policy}: cycles " + ", ".join(f"{m} {res[m]['cycles']}" for m in scn.modes))

@@ -27,20 +27,27 @@ GEMMS = [
 ]
 
 
-def _run(sim, cfg_name, params, seed=1):
+#: the cocotb seed of every run here (printed by cocotb; each stream's randomness derives
+#: from it, verif.streams.TB.rng)
+SEED = 1
+
+
+def _run(sim, cfg_name, testcase, params=None):
+    """Run cocotb test ``testcase`` of verif/tb_track_trigger.py alone, with ``params``
+    (it refuses to run unless selected by name: verif.runner.tb_params)."""
     cfg = CFGS[cfg_name]
     path = verilog_for(TOP, {"cfg": cfg.to_dict()}, lambda: TrackTrigger(cfg=cfg))
+    print(f"{testcase} on {sim} ({cfg_name}): cocotb seed={SEED}")
     run_cocotb(sim=sim, top=TOP, verilog=path, test_module="verif.tb_track_trigger",
-               params={"cfg": cfg.to_dict(), **params}, seed=seed,
-               testcase="golden_device" if params["mode"] == "golden" else "misuse_flags",
-               build_key=f"{TOP}-{cfg_name}")
+               params={"cfg": cfg.to_dict(), **(params or {})}, seed=SEED,
+               testcase=testcase, build_key=f"{TOP}-{cfg_name}")
 
 
 @pytest.mark.cocotb
 @pytest.mark.xdist_group("track_trigger")
 @pytest.mark.parametrize("name,gemm,device,bp", GEMMS, ids=[g[0] for g in GEMMS])
 def test_golden_e16(sim, name, gemm, device, bp):
-    _run(sim, "e16", {"mode": "golden", "gemm": gemm, "device": device, "bp": bp})
+    _run(sim, "e16", "golden_device", {"gemm": gemm, "device": device, "bp": bp})
 
 
 @pytest.mark.cocotb
@@ -49,18 +56,18 @@ def test_golden_e16_stall(sim):
     """The link starts 600 cycles late: the producer runs ahead, more tiles are live than
     the 16 entries, the producer lane stalls until link updates complete tiles."""
     _, gemm, device, bp = GEMMS[2]
-    _run(sim, "e16", {"mode": "golden", "gemm": gemm, "device": device, "bp": 0.1,
-                      "ingress_delay": 600, "expect_stall": True})
+    _run(sim, "e16", "golden_device", {"gemm": gemm, "device": device, "bp": 0.1,
+                                       "ingress_delay": 600, "expect_stall": True})
 
 
 @pytest.mark.cocotb
 @pytest.mark.xdist_group("track_trigger")
 def test_golden_e256(sim):
     _, gemm, device, bp = GEMMS[2]
-    _run(sim, "e256", {"mode": "golden", "gemm": gemm, "device": device, "bp": bp})
+    _run(sim, "e256", "golden_device", {"gemm": gemm, "device": device, "bp": bp})
 
 
 @pytest.mark.cocotb
 @pytest.mark.xdist_group("track_trigger")
 def test_misuse_flags(sim):
-    _run(sim, "e16", {"mode": "misuse"})
+    _run(sim, "e16", "misuse_flags")

@@ -1,26 +1,17 @@
-"""Model of one ring link: fixed latency and a fractional bandwidth, as synthesizable RTL.
-
-A packet accepted on ``tx`` at cycle t is offered on ``rx`` no earlier than cycle
-``t + latency``. Bandwidth is a token bucket: every cycle ``num`` tokens are added (up
-to ``den + num - 1``, so a backlogged link never loses tokens), and sending one packet
-costs ``den`` tokens, so ``num`` packets leave every ``den`` cycles on average
-(``num/den`` lines per cycle), in bursts of at most ``ceil((den + num - 1) / den)``
-packets. The minimum latency is 2 cycles (the FIFO's buffered read port). Packets in flight wait in a FIFO (storage: lib.memory through
-SyncFIFOBuffered) together with their release time; when the FIFO is full, ``tx`` is
-backpressured -- no packet is ever dropped.
-
-``latency``, ``num`` and ``den`` are input ports, so the ring top can drive them from
-registers or constants. The FIFO must hold ``bandwidth x latency`` packets to sustain
-the full bandwidth: :meth:`depth_for` gives the depth the ring top uses.
-"""
+"""Model of one ring link (fixed latency, fractional bandwidth) as synthesizable RTL, and
+the token bucket it paces with (shared with the background read generator)."""
 
 from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Module, Signal, Value, unsigned
+from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from contract.spec import COUNTER_BITS
+
+from ..component import check_int
 
 __all__ = ["LinkModel", "token_bucket"]
 
@@ -49,19 +40,51 @@ def token_bucket(m: Module, *, num, den, credit_bits: int) -> tuple[Value, Signa
 
 
 class LinkModel(wiring.Component):
-    """Ports: ``tx`` (In stream), ``rx`` (Out stream), ``latency`` (In, cycles >= 1),
-    ``num``/``den`` (In, lines per cycle = num/den, 1 <= num <= den), ``busy_cycles``
-    (Out(32): cycles a packet was delivered), ``in_flight`` (Out: packets inside)."""
+    """One ring link: fixed latency and a fractional bandwidth; never drops a packet.
+
+    A packet accepted on ``tx`` in cycle t is offered on ``rx`` no earlier than cycle
+    t + ``latency``, and no earlier than t + 2 (the FIFO's buffered read port). Bandwidth
+    is a token bucket (:func:`token_bucket`): ``num`` packets leave every ``den`` cycles
+    on average, in bursts of at most ``ceil((den + num - 1) / den)``. Packets in flight
+    wait in a FIFO (``lib.memory`` through SyncFIFOBuffered) with their release time; when
+    it is full, ``tx`` is backpressured. The FIFO must hold ``bandwidth x latency``
+    packets to sustain the full bandwidth: :meth:`depth_for` gives that depth.
+    ``latency``, ``num`` and ``den`` are inputs, so the ring top can drive them from
+    registers or constants.
+
+    Parameters
+    ----------
+    payload_shape : shape-like
+        The packet (``hw.layouts.link_packet(cfg)`` in the ring).
+    depth : int
+        FIFO depth in packets, >= 2.
+    latency_bits : int
+        Width of ``latency``, 1..30 (default 20).
+    credit_bits : int
+        Width of ``num``/``den``, 1..16 (default 9).
+
+    Attributes
+    ----------
+    tx : In(stream.Signature(payload_shape))
+        Packets sent into the link.
+    rx : Out(stream.Signature(payload_shape))
+        Packets delivered, in order.
+    latency : In(latency_bits)
+        Cycles from ``tx`` to ``rx``, >= 1 (2 is the smallest delivered).
+    num, den : In(credit_bits)
+        Packets per cycle = num/den, 1 <= num <= den.
+    busy_cycles : Out(COUNTER_BITS)
+        Cycles a packet was delivered (wrapping).
+    in_flight : Out(range(depth + 1))
+        Packets inside the link.
+    """
 
     TIME_BITS = 32
 
     def __init__(self, *, payload_shape, depth: int, latency_bits: int = 20, credit_bits: int = 9):
-        if not isinstance(depth, int) or depth < 2:
-            raise ValueError(f"LinkModel: depth={depth!r}: must be an integer >= 2")
-        if not isinstance(latency_bits, int) or not 1 <= latency_bits <= 30:
-            raise ValueError(f"LinkModel: latency_bits={latency_bits!r}: must be in [1, 30]")
-        if not isinstance(credit_bits, int) or not 1 <= credit_bits <= 16:
-            raise ValueError(f"LinkModel: credit_bits={credit_bits!r}: must be in [1, 16]")
+        check_int("LinkModel", "depth", depth, lo=2)
+        check_int("LinkModel", "latency_bits", latency_bits, lo=1, hi=30)
+        check_int("LinkModel", "credit_bits", credit_bits, lo=1, hi=16)
         self._payload_shape = payload_shape
         self._depth = depth
         self._latency_bits = latency_bits
@@ -72,7 +95,7 @@ class LinkModel(wiring.Component):
             "latency": In(latency_bits),
             "num": In(credit_bits),
             "den": In(credit_bits),
-            "busy_cycles": Out(32),
+            "busy_cycles": Out(COUNTER_BITS),
             "in_flight": Out(range(depth + 1)),
         })
 

@@ -6,18 +6,6 @@ hardware. The ring top (hw/env/ring.py) merges it with the producer stream in fr
 unit's ``producer`` port, so the memory-controller arbiter sees the reads in the compute
 stream (issue #5).
 
-:class:`GemmReadGenerator` presents READ requests (producer_request layout: ``op`` =
-READ, ``wf_id`` = 0, ``data`` = 0) at ``num / den`` requests per cycle, paced by the
-token bucket the link model uses (:func:`hw.env.link.token_bucket`: starts empty, bursts of at
-most ``ceil((den + num - 1) / den)``), until ``count`` requests have been issued. The
-addresses walk the window ``[base, base + lines)`` one line per request, wrapping at the
-end. ``count = 0`` or ``lines = 0``: nothing is issued. The inputs are read when a
-request is loaded into the output register, which then holds it (valid and payload)
-until accepted, so changing the inputs never changes a presented request.
-
-``issued`` counts accepted requests since reset (32-bit); the generator stops once
-``issued`` (plus the one presented) reaches ``count``; raising ``count`` resumes it.
-
 Not registered in :mod:`hw.designs` (environment, not a T3 block: no area report); its
 Verilog is generated and linted as part of ``t3_ring``.
 """
@@ -25,38 +13,57 @@ Verilog is generated and linted as part of ``t3_ring``.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from contract.spec import ConfigError, Op, T3Config
+from contract.spec import COUNTER_BITS, T3Config
 
 from .. import layouts
-from ..addrmap import COUNTER_BITS
+from ..component import T3Component, check_int
+from ..layouts import Op
 from .link import token_bucket
 
 __all__ = ["GemmReadGenerator"]
 
 
-class GemmReadGenerator(wiring.Component):
-    """READ request generator (see the module doc).
+class GemmReadGenerator(T3Component):
+    """Presents READ requests at ``num / den`` per cycle over a window of lines.
 
-    Parameters (keyword-only): ``cfg`` (:class:`T3Config`: address width and the request
-    layout), ``credit_bits`` (width of ``num``/``den``, 1..16).
+    The pace is the token bucket the link model uses (:func:`hw.env.link.token_bucket`:
+    starts empty, bursts of at most ``ceil((den + num - 1) / den)``), until ``count``
+    requests have been issued. The addresses walk the window ``[base, base + lines)`` one
+    line per request, wrapping at the end. The inputs are read when a request is loaded
+    into the output register, which then holds it (valid and payload) until accepted, so
+    changing the inputs never changes a presented request. The generator stops once
+    ``issued`` (plus the one presented) reaches ``count``; raising ``count`` resumes it.
 
-    Ports: ``req`` (Out stream, producer_request layout), ``num``/``den`` (In, requests per
-    cycle = num/den, 1 <= num <= den; num = 0 never issues), ``base`` (In, first line of
-    the window), ``lines`` (In, window length in lines), ``count`` (In, requests to issue),
-    ``issued`` (Out(32), requests accepted on ``req``).
+    Parameters
+    ----------
+    cfg : T3Config
+        Address width and the request layout.
+    credit_bits : int
+        Width of ``num``/``den``, 1..16 (default 9).
+
+    Attributes
+    ----------
+    req : Out(stream.Signature(layouts.producer_request(cfg)))
+        The READs (``wf_id`` = 0, ``data`` = 0), held until accepted.
+    num, den : In(credit_bits)
+        Requests per cycle = num/den, 1 <= num <= den; num = 0 never issues.
+    base : In(cfg.addr_bits)
+        First line of the window.
+    lines : In(cfg.addr_bits + 1)
+        Window length in lines (0: nothing is issued).
+    count : In(COUNTER_BITS)
+        Requests to issue (0: nothing is issued).
+    issued : Out(COUNTER_BITS)
+        Requests accepted on ``req`` since reset.
     """
 
     def __init__(self, *, cfg: T3Config, credit_bits: int = 9):
-        self._cfg = layouts.check_cfg("GemmReadGenerator", cfg)
-        if isinstance(credit_bits, bool) or not isinstance(credit_bits, int) \
-                or not 1 <= credit_bits <= 16:
-            raise ConfigError(f"GemmReadGenerator: credit_bits={credit_bits!r}: "
-                              f"must be an integer in [1, 16]")
-        self._credit_bits = credit_bits
-        super().__init__({
+        self._credit_bits = check_int("GemmReadGenerator", "credit_bits", credit_bits,
+                                      lo=1, hi=16)
+        super().__init__(cfg, lambda cfg: {
             "req": Out(stream.Signature(layouts.producer_request(cfg))),
             "num": In(credit_bits),
             "den": In(credit_bits),
@@ -67,16 +74,12 @@ class GemmReadGenerator(wiring.Component):
         })
 
     @property
-    def cfg(self) -> T3Config:
-        return self._cfg
-
-    @property
     def credit_bits(self) -> int:
         return self._credit_bits
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self._cfg
+        cfg = self.cfg
         presenting = Signal()
         addr = Signal(cfg.addr_bits)
         offset = Signal(cfg.addr_bits + 1)      # the next request's line in the window

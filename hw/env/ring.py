@@ -1,27 +1,5 @@
-"""N T3 units joined in a ring by link models: one Verilog design (``N`` = 2..8).
-
-Unit ``i``'s egress goes through link ``i`` to unit ``(i + 1) % N``'s ingress. Link
-latency (cycles) and bandwidth (``link_num / link_den`` lines per cycle, token bucket)
-are input ports shared by all links, so one build serves every link setting; the link
-FIFO depth is fixed at generation from ``cfg`` (:meth:`LinkModel.depth_for`) and a larger
-bandwidth x latency product than that depth simply backpressures.
-
-Per-device ports are arrays: ``producer[i]``, ``host[i]``/``host_resp[i]``,
-``csr_req[i]``/``csr_resp[i]``, ``irq[i]``, utilisation counters ``mem_reqs[i]``,
-``mem_busy_cycles[i]``, ``queue_full_cycles[i]``, ``link_busy_cycles[i]`` (cycles link
-``i`` delivered a packet) and ``queue_level[i]``.
-
-Background GEMM reads (issue #5; environment traffic, not T3 hardware): in front of each
-unit's ``producer`` port, a :class:`hw.env.readgen.GemmReadGenerator` is merged round-robin
-(:class:`hw.merge.StreamMerge`) with the testbench's ``producer[i]`` stream, so the
-unit's memory-controller arbiter sees them in the compute stream. Rate
-(``gemm_read_num / gemm_read_den`` READs per cycle) and window (``gemm_read_base``,
-``gemm_read_lines``) are shared by all devices; how many to issue is per device
-(``gemm_read_count[i]``: the devices' GEMM traces differ in length). Outputs:
-``gemm_reads_issued[i]`` (accepted by the unit) and ``gemm_reads_done[i]`` (answered by
-the memory and discarded). With every count 0 the generators never present a request
-and the merge passes ``producer[i]`` through unchanged, cycle for cycle.
-"""
+"""N T3 units joined in a ring by link models: one Verilog design (``N`` = 2..8), the top
+of the ring simulations (verif/tb_ring.py)."""
 
 from __future__ import annotations
 
@@ -29,14 +7,15 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from contract.spec import T3Config
+from contract.spec import COUNTER_BITS, ConfigError, T3Config
 
 from .. import designs, layouts
-from ..csr import csr_request, csr_response
-from .link import LinkModel
+from ..component import T3Component, check_int
+from ..interfaces import CsrBus, MemoryPort
 from ..merge import StreamMerge
+from ..unit import T3Unit
+from .link import LinkModel
 from .readgen import GemmReadGenerator
-from ..unit import COUNTER_BITS, T3Unit
 
 __all__ = ["T3Ring", "MAX_DEVICES"]
 
@@ -45,21 +24,97 @@ LATENCY_BITS = 20
 CREDIT_BITS = 9
 
 
-class T3Ring(wiring.Component):
+class T3Ring(T3Component):
+    """``N = cfg.ring_devices`` T3 units in a ring: unit i's egress goes through link i
+    to unit (i + 1) % N's ingress.
+
+    Link latency (cycles) and bandwidth (``link_num / link_den`` lines per cycle, token
+    bucket) are inputs shared by all links, so one build serves every link setting; the
+    link FIFO depth is fixed at generation (:attr:`link_depth`) and a larger bandwidth x
+    latency product than that depth simply backpressures.
+
+    Background GEMM reads (issue #5; environment traffic, not T3 hardware): in front of
+    each unit's ``producer`` port a :class:`hw.env.readgen.GemmReadGenerator` is merged
+    round-robin (:class:`hw.merge.StreamMerge`) with the testbench's ``producer[i]``
+    stream, so the unit's memory-controller arbiter sees them in the compute stream. Rate
+    and window are shared by all devices, how many to issue is per device (the devices'
+    GEMM traces differ in length). With every count 0 the generators never present a
+    request and the merge passes ``producer[i]`` through unchanged, cycle for cycle.
+
+    The port names are those the Verilog testbench binds, so each device's host memory
+    port and register bus are listed as their two streams (:mod:`hw.interfaces`).
+
+    Parameters
+    ----------
+    cfg : T3Config
+        The units' configuration; ``ring_devices`` in 2..:data:`MAX_DEVICES`.
+    link_depth : int or None
+        Each link's FIFO depth (>= 2); None: :meth:`LinkModel.depth_for` the configured
+        latency and bandwidth.
+
+    Attributes
+    ----------
+    producer : In(stream.Signature(layouts.producer_request(cfg))).array(N)
+        Each device's GPU requests.
+    host : In(stream.Signature(layouts.memory_request(cfg))).array(N)
+        ``req`` of each device's host :class:`MemoryPort` (target side).
+    host_resp : Out(stream.Signature(layouts.memory_response(cfg))).array(N)
+        ``resp`` of each device's host memory port.
+    csr_req : In(stream.Signature(layouts.csr_request(cfg))).array(N)
+        ``req`` of each device's register bus (:class:`CsrBus`, target side).
+    csr_resp : Out(stream.Signature(layouts.csr_response(cfg))).array(N)
+        ``resp`` of each device's register bus.
+    irq : Out(N)
+        Bit i: device i has a sticky error flag set.
+    link_latency : In(LATENCY_BITS)
+        Every link's latency, cycles (>= 1).
+    link_num, link_den : In(CREDIT_BITS)
+        Every link's bandwidth, num/den lines per cycle.
+    queue_level : Out(range(cfg.mem_queue_depth + 1)).array(N)
+        Each device's memory-queue occupancy.
+    mem_reqs, mem_busy_cycles, queue_full_cycles : Out(COUNTER_BITS).array(N)
+        Each unit's utilisation counters (:class:`T3Unit`).
+    link_busy_cycles : Out(COUNTER_BITS).array(N)
+        Cycles link i delivered a packet.
+    link_in_flight : Out(range(link_depth + 1)).array(N)
+        Packets inside link i.
+    gemm_read_num, gemm_read_den : In(CREDIT_BITS)
+        Background READs per cycle (num/den), every device.
+    gemm_read_base : In(cfg.addr_bits)
+        First line of the background READs' window, every device.
+    gemm_read_lines : In(cfg.addr_bits + 1)
+        Length of that window, lines.
+    gemm_read_count : In(COUNTER_BITS).array(N)
+        Background READs device i issues (0: none).
+    gemm_reads_issued : Out(COUNTER_BITS).array(N)
+        Background READs accepted by unit i.
+    gemm_reads_done : Out(COUNTER_BITS).array(N)
+        Background READs answered by unit i's memory and discarded.
+    devices : int
+        N.
+    link_depth : int
+        Each link's FIFO depth.
+    """
+
     def __init__(self, *, cfg: T3Config, link_depth: int | None = None):
-        layouts.check_cfg("T3Ring", cfg)
+        if link_depth is not None:
+            check_int("T3Ring", "link_depth", link_depth, lo=2)
+        self._link_depth_arg = link_depth
+        super().__init__(cfg, self._ports)
+
+    def _ports(self, cfg: T3Config) -> dict:
         n = cfg.ring_devices
         if not 2 <= n <= MAX_DEVICES:
-            raise ValueError(f"T3Ring: ring_devices={n}: the RTL ring supports 2..{MAX_DEVICES} devices")
-        self._cfg = cfg
-        self._link_depth = link_depth or LinkModel.depth_for(cfg.link_latency_cycles,
-                                                             cfg.link_lines_per_cycle)
-        super().__init__({
+            raise ConfigError(f"T3Ring: ring_devices={n}: the RTL ring supports "
+                              f"2..{MAX_DEVICES} devices")
+        host = MemoryPort(cfg=cfg).flip()
+        csr = CsrBus(cfg=cfg).flip()
+        return {
             "producer": In(stream.Signature(layouts.producer_request(cfg))).array(n),
-            "host": In(stream.Signature(layouts.memory_request(cfg))).array(n),
-            "host_resp": Out(stream.Signature(layouts.memory_response(cfg))).array(n),
-            "csr_req": In(stream.Signature(csr_request(cfg))).array(n),
-            "csr_resp": Out(stream.Signature(csr_response(cfg))).array(n),
+            "host": host.members["req"].array(n),
+            "host_resp": host.members["resp"].array(n),
+            "csr_req": csr.members["req"].array(n),
+            "csr_resp": csr.members["resp"].array(n),
             "irq": Out(n),
             "link_latency": In(LATENCY_BITS),
             "link_num": In(CREDIT_BITS),
@@ -69,7 +124,7 @@ class T3Ring(wiring.Component):
             "mem_busy_cycles": Out(COUNTER_BITS).array(n),
             "queue_full_cycles": Out(COUNTER_BITS).array(n),
             "link_busy_cycles": Out(COUNTER_BITS).array(n),
-            "link_in_flight": Out(range(self._link_depth + 1)).array(n),
+            "link_in_flight": Out(range(self.link_depth + 1)).array(n),
             "gemm_read_num": In(CREDIT_BITS),
             "gemm_read_den": In(CREDIT_BITS),
             "gemm_read_base": In(cfg.addr_bits),
@@ -77,26 +132,25 @@ class T3Ring(wiring.Component):
             "gemm_read_count": In(COUNTER_BITS).array(n),
             "gemm_reads_issued": Out(COUNTER_BITS).array(n),
             "gemm_reads_done": Out(COUNTER_BITS).array(n),
-        })
-
-    @property
-    def cfg(self) -> T3Config:
-        return self._cfg
+        }
 
     @property
     def devices(self) -> int:
-        return self._cfg.ring_devices
+        return self.cfg.ring_devices
 
     @property
     def link_depth(self) -> int:
-        return self._link_depth
+        return self._link_depth_arg or LinkModel.depth_for(self.cfg.link_latency_cycles,
+                                                           self.cfg.link_lines_per_cycle)
 
     def elaborate(self, platform):
         m = Module()
-        cfg, n = self._cfg, self._cfg.ring_devices
+        cfg, n = self.cfg, self.cfg.ring_devices
         units = [T3Unit(cfg=cfg) for _ in range(n)]
-        links = [LinkModel(payload_shape=layouts.link_packet(cfg), depth=self._link_depth,
+        links = [LinkModel(payload_shape=layouts.link_packet(cfg), depth=self.link_depth,
                            latency_bits=LATENCY_BITS, credit_bits=CREDIT_BITS) for _ in range(n)]
+        host = MemoryPort(cfg=cfg).flip()
+        csr = CsrBus(cfg=cfg).flip()
         for i, (u, lk) in enumerate(zip(units, links)):
             m.submodules[f"unit{i}"] = u
             m.submodules[f"link{i}"] = lk
@@ -113,10 +167,10 @@ class T3Ring(wiring.Component):
                 self.gemm_reads_issued[i].eq(gen.issued),
                 self.gemm_reads_done[i].eq(u.gemm_reads_done),
             ]
-            connect(m, wiring.flipped(self.host[i]), u.host)
-            connect(m, u.host_resp, wiring.flipped(self.host_resp[i]))
-            connect(m, wiring.flipped(self.csr_req[i]), u.csr_req)
-            connect(m, u.csr_resp, wiring.flipped(self.csr_resp[i]))
+            connect(m, wiring.flipped(host.view(req=self.host[i], resp=self.host_resp[i])),
+                    u.host_port)
+            connect(m, wiring.flipped(csr.view(req=self.csr_req[i], resp=self.csr_resp[i])),
+                    u.csr)
             connect(m, u.egress, lk.tx)
             m.d.comb += [
                 lk.latency.eq(self.link_latency), lk.num.eq(self.link_num), lk.den.eq(self.link_den),

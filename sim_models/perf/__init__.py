@@ -5,8 +5,9 @@ stage recurrences, no event loop); the whole paper sweep takes milliseconds. See
 
 Files, one job each: ``config_io`` (TOML with one-line errors), ``hardware``,
 ``workloads``, ``gemm_time``, ``collective_time``, ``dram_share``, ``pipeline`` (the
-fused stage-by-stage schedule), ``traffic`` (DRAM bytes), ``sublayer`` (the five
-configurations), ``sweep`` (rows, summaries, parameter sweeps), ``plots``.
+fused stage-by-stage schedule), ``contention`` + ``contention_sim`` (DRAM contention model and its
+cycle-level ground truth), ``traffic`` (DRAM bytes), ``sublayer`` (the seven
+configurations), ``sweep`` (rows, summaries, parameter sweeps), ``plots``, ``figures``.
 """
 
 from .hardware import Hardware, load_hardware, hardware_from_rtl

@@ -35,7 +35,7 @@ def ag_steps(c: float, n: int) -> list[tuple[float, float]]:
 
 
 def step_s(hw: Hardware, chunk: float, dram_bytes: float) -> float:
-    return hw.env.link.latency_s + max(chunk / hw.env.link.Bps, dram_bytes / hw.gpu.dram_Bps)
+    return hw.link.latency_s + max(chunk / hw.link.Bps, dram_bytes / hw.gpu.dram_Bps)
 
 
 def ring_rs_s(hw: Hardware, out_bytes: float, n: int) -> float:
@@ -51,4 +51,4 @@ def ring_ag_s(hw: Hardware, out_bytes: float, n: int) -> float:
 def ring_link_bound_s(hw: Hardware, out_bytes: float, n: int) -> float:
     """No collective can beat this: n - 1 chunks serialised on one link, one latency
     (perfectly pipelined hops)."""
-    return (n - 1) * out_bytes / n / hw.env.link.Bps + hw.env.link.latency_s
+    return (n - 1) * out_bytes / n / hw.link.Bps + hw.link.latency_s

@@ -75,23 +75,27 @@ def _sweep_traffic(rows: int, cols: int, row_panel: float, col_panel: float,
     return best
 
 
-def input_traffic(gpu: Gpu, m: int, n: int, k: int, cus: int) -> float:
-    """DRAM bytes read for A (m x k) and B (k x n) with L2 reuse."""
+def input_traffic(gpu: Gpu, m: int, n: int, k: int, cus: int, *, output_in_l2: bool = True) -> float:
+    """DRAM bytes read for A (m x k) and B (k x n) with L2 reuse. ``output_in_l2=False``:
+    the output stores bypass the L2 (T3's stores go to the tracker/NMC path uncached), so
+    the output tiles do not count in the inputs' reuse distances."""
     mt, nt = math.ceil(m / gpu.tile_m), math.ceil(n / gpu.tile_n)
     wave = min(cus, mt * nt)
     cap = gpu.l2_bytes * gpu.l2_usable_fraction
     a_panel = gpu.tile_m * k * gpu.elem_bytes
     b_panel = gpu.tile_n * k * gpu.elem_bytes
-    return min(_sweep_traffic(mt, nt, a_panel, b_panel, gpu.tile_bytes, wave, cap),
-               _sweep_traffic(nt, mt, b_panel, a_panel, gpu.tile_bytes, wave, cap))
+    out = gpu.tile_bytes if output_in_l2 else 0.0
+    return min(_sweep_traffic(mt, nt, a_panel, b_panel, out, wave, cap),
+               _sweep_traffic(nt, mt, b_panel, a_panel, out, wave, cap))
 
 
-def gemm_cost(gpu: Gpu, m: int, n: int, k: int, *, cus: int | None = None) -> GemmCost:
+def gemm_cost(gpu: Gpu, m: int, n: int, k: int, *, cus: int | None = None,
+              output_in_l2: bool = True) -> GemmCost:
     cus = cus or gpu.compute_units
     tiles = math.ceil(m / gpu.tile_m) * math.ceil(n / gpu.tile_n)
     waves = math.ceil(tiles / cus)
     tile_s = 2.0 * gpu.tile_m * gpu.tile_n * k / gpu.cu_flops
     return GemmCost(m=m, n=n, k=k, cus=cus, tiles=tiles, waves=waves,
-                    read_bytes=input_traffic(gpu, m, n, k, cus),
+                    read_bytes=input_traffic(gpu, m, n, k, cus, output_in_l2=output_in_l2),
                     write_bytes=float(m * n * gpu.elem_bytes),
                     compute_s=waves * tile_s, dram_Bps=gpu.dram_Bps)

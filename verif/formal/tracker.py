@@ -32,13 +32,13 @@ Covers: a fire, the table full with a lane stalled, the deadlock breaker (``over
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 
 from hw.tracker import LANE_DMA, LANE_LINK, LANE_PRODUCER, LANES, TrackerTable
 from contract.spec import CONTRIB_BITS
 
-from .runner import mutant
+from .mutants import TrackerFiresEarly, TrackerWithoutBreaker
 from .streams import TINY, StreamRulesHarness, pass_through, block_rules, prop
 
 __all__ = ["TrackerHarness", "CHECKS", "PROGRESS_BOUND", "tile_threshold", "valid_region",
@@ -152,7 +152,7 @@ class TrackerHarness(wiring.Component):
         # fields the tracker never reads are pinned (fewer free bits for the solver)
         for name in ("base", "limit", "remote_base", "dest_base", "producer", "update_fire",
                      "store_fire"):
-            m.d.comb += Assume(getattr(region, name) == 0)
+            m.d.comb += Assume(Value.cast(getattr(region, name)) == 0)
         m.d.comb += Assume(region.pitch == 1)
 
         # ---- input tags -----------------------------------------------------------------
@@ -162,8 +162,8 @@ class TrackerHarness(wiring.Component):
         for k in range(LANES):
             req = dut.req[k]
             p = req.payload
-            tag = _tag(p.data, cfg)
-            m.d.comb += Assume(p.data[tag_bits(cfg):] == 0)    # only the tag is free
+            tag = _tag(p.mem.data, cfg)
+            m.d.comb += Assume(p.mem.data[tag_bits(cfg):] == 0)    # only the tag is free
             m.d.comb += Assume((tag["lane"] == k) & (tag["seq"] == acc[k]) & (tag["wf_id"] == p.wf_id)
                                & (tag["phase"] == p.phase) & (tag["tracked"] == p.tracked)
                                & (p.region == 0))
@@ -268,13 +268,11 @@ PROOFS = [
 #: `make formal` only (minutes of solver time)
 SUITE_SKIP = {"tracker_count_fire_deep"}
 
-#: deliberately broken variants that must FAIL
+#: deliberately broken variants that must FAIL (verif/formal/mutants.py)
 MUTANTS = [
-    ("tracker_mutant_fire_early",
-     _h(tracker_cls=mutant(TrackerTable, _fire_early=True), checks=("count",)), "bmc", 8),
+    ("tracker_mutant_fire_early", _h(tracker_cls=TrackerFiresEarly, checks=("count",)), "bmc", 8),
     ("tracker_mutant_no_breaker",
-     _h(tracker_cls=mutant(TrackerTable, _deadlock_breaker=False), always_ready=True,
-        checks=("progress",)), "bmc", 14),
+     _h(tracker_cls=TrackerWithoutBreaker, always_ready=True, checks=("progress",)), "bmc", 14),
 ]
 
 #: real bugs found by these harnesses and not fixed yet: each FAILS until fixed

@@ -4,8 +4,8 @@
   suite's 4-device fp16 profile: 8-byte lines, 16-entry tracker, so its build is shared
   with the tests), with the paper's link scaled to the RTL clock; the unfused baseline,
   T3 with the plain arbiter and T3 with MCA; per-device utilisation; plus the per-block
-  rates the hardware guarantees (from the components' latency properties, which the
-  tests assert).
+  rates the hardware guarantees (from contract.latency, which the components'
+  latency properties return and the tests assert).
 * model: the system model's paper sweep (sim_models.perf.sweep.report) with figures.
 
 Every number in the Markdown comes from the run that wrote it.
@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from contract import latency
 from contract.spec import FORMATS, T3Config
 
 #: top-level keys of throughput.json (and of report.json's "throughput"), with units
@@ -29,7 +30,8 @@ THROUGHPUT_KEYS: dict[str, str] = {
                       "dma_lines, starved_grants, requests_per_cycle (address_map_producer, "
                       "address_map_link, tracker, dma_lines, memory)",
     "devices_baseline": "the same for the unfused baseline",
-    "block_rates": "guaranteed rates from the components' properties (asserted by tests): "
+    "block_rates": "guaranteed rates from contract.latency, which the components' latency "
+                   "properties return (asserted by tests): "
                    "tracker_requests_per_cycle, trigger_latency_cycles, nmc per dtype (lanes, "
                    "requests_per_cycle, dependent_same_line_updates_per_cycle, "
                    "elements_updated_per_cycle, latency_cycles)",
@@ -75,22 +77,19 @@ def _device_rows(res: dict) -> list[dict[str, Any]]:
 
 
 def block_rates(cfg: T3Config) -> dict[str, Any]:
-    """Per-block guaranteed rates, from the components' properties (asserted by tests)."""
-    from hw.nmc import ComputeMemory
-    from hw.track_trigger import TrackTrigger
-    tt = TrackTrigger(cfg=cfg)
-    tt._MustUse__silence = True          # built only to read its properties
-    out = {"tracker_requests_per_cycle": 1.0, "trigger_latency_cycles": tt.trigger_latency,
+    """Per-block guaranteed rates: the latencies of :mod:`contract.latency`, which the
+    blocks' properties return and their tests measure (tests/test_report_parts.py checks
+    that these numbers are the components' properties)."""
+    out = {"tracker_requests_per_cycle": 1.0, "trigger_latency_cycles": latency.TRIGGER,
            "nmc": {}}
     for dt in FORMATS:
         c = cfg.replace(dtype=dt, mem_depth_lines=64)
-        mem = ComputeMemory(cfg=c)
-        mem._MustUse__silence = True
-        bubble = mem.same_line_update_bubble
+        # hw.nmc.ComputeMemory.same_line_update_bubble: the ALU's stages - 1
+        bubble = latency.nmc_alu(c) - 1
         out["nmc"][dt] = {"lanes": c.lanes, "requests_per_cycle": 1.0,
                           "dependent_same_line_updates_per_cycle": 1.0 / (1 + bubble),
                           "elements_updated_per_cycle": c.lanes,
-                          "latency_cycles": mem.latency}
+                          "latency_cycles": latency.compute_memory(c)}
     return out
 
 

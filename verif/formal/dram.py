@@ -1,0 +1,320 @@
+"""Formal harness of the DramController (hw/dram.py): same-line order, no refused
+request, and the no-starvation bound of the age cap.
+
+Configuration (small enough for the solver, every mechanism present): :data:`CFG` = the
+package's TINY one with a 2-stage ALU (so ComputeMemory's same-line UPDATE hazard exists)
+and a queue of 4; :data:`TIMING` = 2 bank groups x 2 banks, rows of 2 lines, 2 rows per
+bank (16 lines), every constraint of a few cycles, ``t_cl + 1`` equal to ComputeMemory's
+READ latency (the return-buffer bypass), ``t_rmw`` equal to ``fp_adder_stages``, age cap 3.
+
+Free inputs every cycle: the request stream (valid, op, address, mask; data is 0: no
+property looks at it), the response sink's ready, and ``watch``. Nothing is assumed about
+the request stream (any valid/payload sequence), no reset after the start.
+
+Properties (the harness reads the controller's registers through ``dut._state``):
+
+* ``same_line_order``: a column command never issues while an older waiting request
+  has the same line address (so the memory contents are the in-order model's);
+* ``no_refusal``: ``error`` stays 0 -- ComputeMemory takes every request in the cycle of
+  its column command (its UPDATE hazard and READ credits never hold one back) and its
+  READ data arrives exactly when the return path expects it;
+* ``starvation`` (``resp.ready`` assumed high): the solver marks (``watch``) any one
+  accepted request; the harness follows its place in the age order and counts the
+  cycles since its acceptance; it must issue its column command within
+  :func:`contract.dram_bounds.starvation_bound` = ``age_cap + Q (U + 1) - 1`` cycles
+  (here 3 + 4 * 11 - 1 = 46, ``U`` = 10).
+
+``same_line_order`` and ``no_refusal`` are proved by k-induction; the starvation bound
+is a bounded check from reset (:data:`PROOFS` gives the depths): k-induction of a bound
+this long needs invariants over the whole READ return state, not written (yet).
+
+Mutants (broken variants of hw.dram.DramController's design decisions): no age cap (the
+bound fails: a stream of row hits starves an older row miss), any row hit as its bank's
+candidate (same-line order fails). Each must FAIL.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
+
+from contract.dram import DramTiming
+from contract.dram_bounds import starvation_bound, urgent_service_bound
+from contract.spec import OP_BITS
+from hw.layouts import Op
+from hw.dram import DramController
+from hw.nmc import ComputeMemory
+
+from .mutants import mutant
+from .streams import TINY, prop
+
+__all__ = ["CFG", "TIMING", "DramHarness", "PROOFS", "MUTANTS", "SUITE_SKIP",
+           "ControllerWithoutAgeCap", "ControllerAnyRowHit"]
+
+CFG = TINY.replace(fp_adder_stages=2, mem_queue_depth=4)
+TIMING = DramTiming(bank_groups=2, banks_per_group=2, row_lines=2, t_rcd=2, t_rcd_wr=1,
+                    t_cl=3, t_cwl=1, t_rp=2, t_ras=3, t_ccd_s=1, t_ccd_l=2, t_wr=1, t_rtp=1,
+                    t_wtr_s=1, t_wtr_l=2, t_rtw=2, t_rrd_s=1, t_rrd_l=2, t_faw=4, t_rmw=2,
+                    age_cap=3)
+BOUND = starvation_bound(TIMING, CFG.mem_queue_depth)
+assert urgent_service_bound(TIMING) == 10 and BOUND == 46
+
+
+class _NoMemory(wiring.Component):
+    """Stands in for ComputeMemory in the harness of the schedule (which never looks at
+    the memory): takes every request, answers none."""
+
+    def __init__(self, memory: ComputeMemory):
+        super().__init__(memory.signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.req.ready.eq(1)
+        return m
+
+
+def _stub_memory(self):
+    """``DramController._memory`` of the starvation harness: the solver need not carry
+    the storage and the adders, which the schedule never sees."""
+    mem = ComputeMemory(cfg=self.cfg)
+    mem.__dict__["_MustUse__silence"] = True
+    return _NoMemory(mem)
+
+
+@mutant
+class ControllerWithoutAgeCap(DramController):
+    """No request ever becomes urgent: pure FR-FCFS, whose row hits can starve an older
+    row miss. Caught by ``dram_mutant_no_age_cap`` (starvation bound)."""
+
+    def _urgent(self, oldest):
+        return Const(0)
+
+
+@mutant
+class ControllerAnyRowHit(DramController):
+    """Every row hit is a column candidate, not only its bank's oldest: a younger
+    request to a line can pass an older one whose timing is not met yet. Caught by
+    ``dram_mutant_any_hit`` (same-line order)."""
+
+    def _column_candidate(self, hit, older_hit):
+        return hit
+
+
+class DramHarness(wiring.Component):
+    """The controller with free inputs, its properties and covers (module doc)."""
+
+    CHECKS = ("order", "refusal", "invariants", "starvation")
+
+    def __init__(self, *, controller_cls=DramController, checks=CHECKS,
+                 always_ready: bool = False, stub_memory: bool = False):
+        if stub_memory:
+            controller_cls = type(f"{controller_cls.__name__}_without_memory",
+                                  (controller_cls,), {"_memory": _stub_memory})
+        self._dut = controller_cls(cfg=CFG, timing=TIMING)
+        self._checks = set(checks)
+        self._always_ready = always_ready
+        super().__init__({"req_valid": In(1), "req_op": In(OP_BITS),
+                          "req_addr": In(CFG.addr_bits), "req_mask": In(CFG.lanes),
+                          "resp_ready": In(1), "watch": In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        dut = self._dut
+        # elaborated here so that its registers (dut._state) can be named in properties
+        m.submodules.dut = dut.elaborate(platform)
+        dut.__dict__["_MustUse__silence"] = True
+        st = dut._state
+        m.d.comb += [dut.req.valid.eq(self.req_valid), dut.req.payload.op.eq(self.req_op),
+                     dut.req.payload.addr.eq(self.req_addr),
+                     dut.req.payload.mask.eq(self.req_mask), dut.resp.ready.eq(self.resp_ready),
+                     Assume(~ResetSignal())]
+        if self._always_ready:
+            m.d.comb += Assume(self.resp_ready)
+        if "refusal" not in self._checks:         # only ComputeMemory's hazard sees masks
+            m.d.comb += Assume(self.req_mask == 0)
+        if "order" in self._checks:
+            self._order(m, dut, st)
+        if "refusal" in self._checks:
+            prop(m, Assert, ~dut.error, "no_refusal")
+        if "invariants" in self._checks or "starvation" in self._checks:
+            self._invariants(m, dut, st, Assert if "invariants" in self._checks else Assume)
+        if "starvation" in self._checks:
+            self._starvation(m, dut, st)
+        return m
+
+    def _order(self, m: Module, dut, st) -> None:
+        """same_line_order, and the table's shape the proof leans on."""
+        q = st.q
+        for k in range(len(q)):
+            with m.If(dut.issue.valid & (dut.issue.position == k)):
+                prop(m, Assert, q[k].valid, f"issue_valid_{k}")
+                for j in range(k):
+                    prop(m, Assert, ~(q[j].valid & (q[j].addr == q[k].addr)),
+                         f"same_line_order_{k}_{j}")
+        self._table_shape(m, st)
+        prop(m, Cover, dut.issue.valid & (dut.issue.position == len(q) - 1), "issue_youngest")
+
+    def _table_shape(self, m: Module, st, kind=Assert) -> None:
+        """The valid entries are the first ``count``."""
+        q = st.q
+        prop(m, kind, st.count <= len(q), "count_in_range")
+        for k in range(len(q)):
+            prop(m, kind, q[k].valid == (k < st.count), f"table_shape_{k}")
+
+    def _invariants(self, m: Module, dut, st, kind) -> None:
+        """What every reachable state satisfies (asserted by ``dram_invariants``, a
+        k-induction proof; assumed by ``dram_starvation``, whose states are then
+        the reachable ones or more)."""
+        if "order" not in self._checks:
+            self._table_shape(m, st, kind)
+        self._timing_invariants(m, st, kind)
+        self._age_invariants(m, st, kind)
+        self._return_invariants(m, dut, st, kind)
+
+    def _starvation(self, m: Module, dut, st) -> None:
+        """The bound, as two lemmas: the oldest request, once urgent, issues within U
+        cycles (``urgent_service``); a watched request's wait fits a budget that shrinks
+        by U + 1 per older request served (``starvation``). With the invariants of
+        :meth:`_invariants` both are inductive."""
+        uw = self._urgent_service(m, dut, st)
+        self._watched(m, dut, st, uw)
+
+    def _urgent_service(self, m: Module, dut, st) -> Signal:
+        """``uw``: cycles the oldest request has been urgent without issuing."""
+        U = urgent_service_bound(TIMING)
+        uw = Signal(range(U + 2))
+        head_issues = dut.issue.valid & (dut.issue.position == 0)
+        with m.If(st.urgent & ~head_issues):
+            m.d.sync += uw.eq(Mux(uw > U, uw, uw + 1))
+        with m.Else():
+            m.d.sync += uw.eq(0)
+        prop(m, Assert, uw <= U, "urgent_service")
+        prop(m, Assert, (uw == 0) | st.urgent, "urgent_service_shape")
+        return uw
+
+    def _timing_invariants(self, m: Module, st, kind) -> None:
+        """Counters within their loads; the last four ACTs at least tRRD_S apart."""
+        t = TIMING
+        waits = [w for b in st.banks for w in b.values()] \
+            + [w for g in st.groups for w in g.values()] + list(st.channel.values()) + st.faw
+        for k, w in enumerate(waits):
+            if w.top:
+                prop(m, kind, w.cnt <= w.top, f"wait_range_{k}")
+        faw = st.faw
+        if faw[0].top:
+            for k in range(3):
+                prop(m, kind, (faw[k + 1].cnt == 0) | (faw[k + 1].cnt + t.t_rrd_s <= faw[k].cnt),
+                     f"faw_spacing_{k}")
+            act = st.channel["act"]
+            if act.top:
+                prop(m, kind, (act.cnt == 0) | (act.cnt + t.t_faw - t.t_rrd_s == faw[0].cnt),
+                     "faw_rrd")
+
+    def _age_invariants(self, m: Module, st, kind) -> None:
+        """Waiting entries are at least 1 cycle old, the older ones no younger."""
+        q = st.q
+        for i, e in enumerate(q):
+            with m.If(e.valid):
+                prop(m, kind, (e.age >= 1) & (e.age <= TIMING.age_cap), f"age_range_{i}")
+            if i:
+                with m.If(e.valid):
+                    prop(m, kind, q[i - 1].age >= e.age, f"age_order_{i}")
+
+    def _return_invariants(self, m: Module, dut, st, kind) -> None:
+        """Every READ accepted and not answered (sequence numbers head .. next_seq - 1) is
+        waiting, or issued and claiming its return slot (in the delay line before the
+        due tap, or due); claims are unique and never also waiting."""
+        Q, slots, bits = CFG.mem_queue_depth, dut.return_slots, st.seq_bits
+        lg = (slots - 1).bit_length()
+        n_out = Signal(bits, name="reads_out")
+        m.d.comb += n_out.eq(st.next_seq - st.head)
+        prop(m, kind, n_out <= Q + slots, "reads_out_range")
+        is_rd = [e.valid & (e.op == Op.READ) for e in st.q]
+        dist = [(e.seq - st.head)[:bits] for e in st.q]
+        for i in range(Q):
+            with m.If(is_rd[i]):
+                prop(m, kind, dist[i] < n_out, f"read_seq_range_{i}")
+                for j in range(i):
+                    with m.If(is_rd[j]):
+                        prop(m, kind, dist[j] < dist[i], f"read_seq_order_{j}_{i}")
+        pending = st.chain[:TIMING.read_latency - 1]      # not past the due tap yet
+        for a in range(len(pending)):
+            for b in range(a):
+                prop(m, kind, ~(pending[a].valid & pending[b].valid
+                                  & (pending[a].slot == pending[b].slot)), f"chain_unique_{b}_{a}")
+        claim = Signal(slots, name="slot_claimed")
+        for sl in range(slots):
+            in_chain = Cat(*(c.valid & (c.slot == sl) for c in pending)).any()
+            prop(m, kind, ~(in_chain & st.due[sl]), f"claim_unique_{sl}")
+            m.d.comb += claim[sl].eq(in_chain | st.due[sl])
+            with m.If(claim[sl]):
+                prop(m, kind, (Const(sl, lg) - st.head[:lg])[:lg] < n_out, f"claim_range_{sl}")
+        for i, e in enumerate(st.q):
+            with m.If(is_rd[i] & (dist[i] < slots)):
+                prop(m, kind, ~claim.bit_select(e.seq[:lg], 1), f"waiting_unclaimed_{i}")
+        for d in range(Q + slots):
+            seq = (st.head + d)[:bits]
+            waiting = Cat(*(is_rd[i] & (e.seq == seq) for i, e in enumerate(st.q))).any()
+            claimed = claim.bit_select(seq[:lg], 1) if d < slots else Const(0)
+            with m.If(d < n_out):
+                prop(m, kind, waiting | claimed, f"read_accounted_{d}")
+
+    def _watched(self, m: Module, dut, st, uw) -> None:
+        """Follow one watched request (chosen by the solver at acceptance) to its column
+        command: its wait ``w``, its place ``pos``; the budget invariant."""
+        Q, U, cap = CFG.mem_queue_depth, urgent_service_bound(TIMING), TIMING.age_cap
+        active = Signal()
+        pos = Signal(range(Q))
+        w = Signal(range(BOUND + 2))
+        accepted = dut.req.valid & dut.req.ready
+        fire, at = dut.issue.valid, dut.issue.position
+        with m.If(active):
+            with m.If(fire & (at == pos)):
+                m.d.sync += active.eq(0)
+            with m.Else():
+                with m.If(fire & (at < pos)):
+                    m.d.sync += pos.eq(pos - 1)
+                with m.If(w <= BOUND):
+                    m.d.sync += w.eq(w + 1)
+        with m.Elif(accepted & self.watch):
+            m.d.sync += [active.eq(1), w.eq(1), pos.eq(st.count - fire)]
+        ages = [e.age for e in st.q]
+        age = Signal.like(ages[0], name="watched_age")
+        with m.Switch(pos):
+            for i, a in enumerate(ages):
+                with m.Case(i):
+                    m.d.comb += age.eq(a)
+        with m.If(active):
+            prop(m, Assert, w <= BOUND, "starvation")
+            prop(m, Assert, (pos < st.count) & (w >= 1), "watched_waiting")
+            prop(m, Assert, age == Mux(w < cap, w, cap), "watched_age")
+            with m.If(st.urgent):
+                prop(m, Assert, w + pos * (U + 1) + U - uw <= BOUND, "watched_budget")
+            with m.Else():
+                prop(m, Assert, w <= st.q[0].age, "watched_not_yet_urgent")
+        prop(m, Cover, active & fire & (at == pos) & (w >= 2 * cap), "served_after_urgency")
+
+
+#: (name, harness factory, mode, depth)
+PROOFS = [
+    ("dram_order", lambda: DramHarness(checks=("order",)), "prove", 4),
+    ("dram_no_refusal", lambda: DramHarness(checks=("refusal",)), "bmc", 24),
+    ("dram_invariants", lambda: DramHarness(checks=("invariants",), always_ready=True,
+                                            stub_memory=True), "prove", 2),
+    ("dram_starvation", lambda: DramHarness(checks=("starvation",), always_ready=True,
+                                            stub_memory=True), "prove", 14),
+    ("dram_cover", lambda: DramHarness(always_ready=True), "cover", 24),
+]
+
+#: deliberately broken variants that must FAIL
+MUTANTS = [
+    ("dram_mutant_any_hit", lambda: DramHarness(controller_cls=ControllerAnyRowHit,
+                                                checks=("order",)), "bmc", 16),
+    ("dram_mutant_no_age_cap",
+     lambda: DramHarness(controller_cls=ControllerWithoutAgeCap, checks=("starvation",),
+                         always_ready=True, stub_memory=True), "bmc", BOUND + 8),
+]
+
+#: minutes of solver time: `make formal` / T3_FORMAL_ALL=1 only
+SUITE_SKIP = {"dram_starvation", "dram_mutant_no_age_cap"}
