@@ -23,7 +23,7 @@ __all__ = [
     "ConfigError", "FloatFormat", "FORMATS", "float_format",
     "Op", "OP_BITS", "ProducerAction", "FireOp", "FIRE_OP_TO_OP", "fire_packet_op", "Layout",
     "COUNTER_BITS", "MCA_STARVE_BITS",
-    "MIN_MEM_DEPTH_LINES", "T3Config", "DEFAULT_CONFIG", "load_config",
+    "MIN_MEM_DEPTH_LINES", "T3Config", "DEFAULT_CONFIG", "load_config", "read_text",
     "producer_request_fields", "memory_request_fields", "memory_response_fields",
     "link_packet_fields", "fields_width",
     "CONTRIB_BITS", "PHASE_UPDATE", "PHASE_STORE", "region_fields", "tracked_request_fields",
@@ -347,16 +347,22 @@ class T3Config:
 DEFAULT_CONFIG = T3Config()
 
 
+def read_text(path: str | Path) -> str:
+    """The UTF-8 text of an input file, or a one-line ConfigError naming the file and
+    why it cannot be read (every loader of the project's input files uses this)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
 def load_config(path: str | Path, *, table: str | None = "t3") -> T3Config:
     """Load a T3Config from a TOML file (its ``[t3]`` table, or the top level when the
     file has no such table). Errors name the file, the key and the problem."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    text = read_text(path)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -24,7 +24,7 @@ import numpy as np
 from contract.gemm import Chunk, GemmSpec, OutputGeometry
 from contract.program import DeviceProgram, pack_wf_id
 from contract.sizing import check_config
-from contract.spec import ConfigError, Op, ProducerAction, T3Config
+from contract.spec import ConfigError, Op, ProducerAction, T3Config, read_text
 
 from . import fparith
 
@@ -270,10 +270,7 @@ def load_traces(directory: str | Path) -> tuple[T3Config, GemmSpec, list[DeviceP
     base = Path(directory)
     hpath = base / HEADER_FILE
     where = str(hpath)
-    try:
-        text = hpath.read_text()
-    except OSError as e:
-        raise ConfigError(f"{where}: cannot read: {e.strerror or e}") from None
+    text = read_text(hpath)
     try:
         header = json.loads(text)
     except json.JSONDecodeError as e:

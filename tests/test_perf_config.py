@@ -34,15 +34,23 @@ HW_CASES = [
 ]
 
 
-@pytest.mark.parametrize("pat,rep,key,problem", HW_CASES, ids=[c[2] + ":" + c[3] for c in HW_CASES])
-def test_bad_hardware_file(tmp_path, capsys, pat, rep, key, problem):
-    f = tmp_path / "hw.toml"
-    f.write_text(_edit(HW_TEXT, pat, rep))
+#: (loader, its `t3 model` option, the shipped text) per kind of file
+FILE_KINDS = {"hardware": (load_hardware, "--config", HW_TEXT),
+              "workloads": (load_workloads, "--workloads", WL_TEXT)}
+BAD_FILES = [("hardware", *c) for c in HW_CASES]      # WL_CASES are added below
+
+
+def _check_bad_file(tmp_path, capsys, kind, pat, rep, key, problem):
+    """The edited file fails to load with one line naming the file, the key and the
+    problem, and `t3 model` given it exits 2 with that line on stderr."""
+    loader, option, text = FILE_KINDS[kind]
+    f = tmp_path / f"{kind}.toml"
+    f.write_text(_edit(text, pat, rep))
     with pytest.raises(ConfigError) as e:
-        load_hardware(f)
+        loader(f)
     msg = str(e.value)
     assert "\n" not in msg and str(f) in msg and key in msg and problem in msg
-    assert main(["model", "--config", str(f)]) == 2
+    assert main(["model", option, str(f)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(f) in err and key in err
 
@@ -72,16 +80,13 @@ WL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("pat,rep,key,problem", WL_CASES, ids=[c[2] + ":" + c[3] for c in WL_CASES])
-def test_bad_workloads_file(tmp_path, capsys, pat, rep, key, problem):
-    f = tmp_path / "wl.toml"
-    f.write_text(_edit(WL_TEXT, pat, rep))
-    with pytest.raises(ConfigError) as e:
-        load_workloads(f)
-    msg = str(e.value)
-    assert "\n" not in msg and str(f) in msg and key in msg and problem in msg
-    assert main(["model", "--workloads", str(f)]) == 2
-    assert key in capsys.readouterr().err
+BAD_FILES += [("workloads", *c) for c in WL_CASES]
+
+
+@pytest.mark.parametrize("kind,pat,rep,key,problem", BAD_FILES,
+                         ids=[f"{c[0]}:{c[3]}:{c[4]}" for c in BAD_FILES])
+def test_bad_config_file(tmp_path, capsys, kind, pat, rep, key, problem):
+    _check_bad_file(tmp_path, capsys, kind, pat, rep, key, problem)
 
 
 def test_shipped_files_load():

@@ -52,7 +52,12 @@ def test_model_part_writes_figures_and_headline(tmp_path):
     rc = main(["report", "--out", str(tmp_path), "model"])
     assert rc == 0
     data = json.loads((tmp_path / "model.json").read_text())
-    assert len(data["rows"]) == 140
+    # one row per (model, sublayer, TP) instance of the paper's workloads and configuration
+    from sim_models.perf.sublayer import CONFIGS
+    from sim_models.perf.workloads import load_workloads
+    wl = load_workloads()
+    instances = sum(len(m.tp) for m in wl.models) * len(wl.sublayers)
+    assert len(data["rows"]) == instances * len(CONFIGS)
     from verif.report_parts import MODEL_KEYS
     assert list(data) == list(MODEL_KEYS)
     for fig in data["figures"]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from contract.spec import ConfigError
+from contract.spec import ConfigError, read_text
 
 __all__ = ["CONFIG_DIR", "read_toml", "Table"]
 
@@ -20,10 +20,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    text = read_text(path)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -57,14 +54,21 @@ class Table:
             return Table({}, self.file, self.key(k))
         return Table(self.data[k], self.file, self.key(k))
 
+    def _value(self, k: str, default: Any) -> tuple[bool, Any]:
+        """Mark ``k`` read; (True, its value) when present, else (False, ``default``),
+        and a missing-key error when there is no default either."""
+        self.used.add(k)
+        if k in self.data:
+            return True, self.data[k]
+        if default is None:
+            raise ConfigError(f"{self.file}: {self.key(k)}: missing key")
+        return False, default
+
     def number(self, k: str, lo: float, hi: float, default: float | None = None,
                *, integer: bool = False) -> float:
-        self.used.add(k)
-        if k not in self.data:
-            if default is None:
-                raise ConfigError(f"{self.file}: {self.key(k)}: missing key")
-            return default
-        v = self.data[k]
+        present, v = self._value(k, default)
+        if not present:
+            return v
         ok = isinstance(v, int) if integer else isinstance(v, (int, float))
         if isinstance(v, bool) or not ok:
             self.fail(k, f"must be {'an integer' if integer else 'a number'}")
@@ -76,15 +80,23 @@ class Table:
         return int(self.number(k, lo, hi, default, integer=True))
 
     def string(self, k: str, allowed: tuple[str, ...], default: str | None = None) -> str:
-        self.used.add(k)
-        if k not in self.data:
-            if default is None:
-                raise ConfigError(f"{self.file}: {self.key(k)}: missing key")
-            return default
-        v = self.data[k]
+        present, v = self._value(k, default)
+        if not present:
+            return v
         if v not in allowed:
             self.fail(k, f"must be one of {', '.join(allowed)}")
         return v
+
+    def unique_name(self, taken: Iterable[str], what: str) -> str:
+        """The table's ``name``: a non-empty string not in ``taken`` (``what`` names the
+        kind in the duplicate message)."""
+        name = self.data.get("name")
+        if not isinstance(name, str) or not name:
+            self.fail("name", "must be a non-empty string")
+        self.used.add("name")
+        if name in taken:
+            self.fail("name", f"duplicate {what} name")
+        return name
 
     def only(self, known: tuple[str, ...]) -> None:
         """Reject keys outside ``known`` now (before reading, so a misspelt table is

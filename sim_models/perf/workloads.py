@@ -83,12 +83,7 @@ def load_workloads(path: str | Path | None = None) -> Workloads:
     models = []
     for i, raw in enumerate(_array(top, "model")):
         t = Table(raw, path, f"model[{i}]")
-        name = t.data.get("name")
-        if not isinstance(name, str) or not name:
-            t.fail("name", "must be a non-empty string")
-        t.used.add("name")
-        if any(m.name == name for m in models):
-            t.fail("name", "duplicate model name")
+        name = t.unique_name((m.name for m in models), "model")
         hidden = t.integer("hidden", 1, 1 << 20)
         tps = t.data.get("tp")
         t.used.add("tp")
@@ -101,12 +96,7 @@ def load_workloads(path: str | Path | None = None) -> Workloads:
     subs = []
     for i, raw in enumerate(_array(top, "sublayer")):
         t = Table(raw, path, f"sublayer[{i}]")
-        name = t.data.get("name")
-        if not isinstance(name, str) or not name:
-            t.fail("name", "must be a non-empty string")
-        t.used.add("name")
-        if any(x.name == name for x in subs):
-            t.fail("name", "duplicate sublayer name")
+        name = t.unique_name((x.name for x in subs), "sublayer")
         subs.append(SublayerKind(name, t.integer("k_per_hidden", 1, 64)))
         t.done()
     top.done()
