@@ -213,6 +213,8 @@ class DramController(T3Component):
             "issue": Out(issue_probe(cfg)),
             "row_cmd": Out(row_probe(timing)),
         })
+        # the registers, built here so that a harness can name them before elaboration
+        self._state = _State(self)
 
     #: the event counters, in the order of the model's DramStats
     COUNTERS = ("activates", "precharges", "reads", "writes", "updates", "urgent_cycles",
@@ -319,7 +321,7 @@ class DramController(T3Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.memory = mem = self._memory()
-        st = self._state = _State(self)
+        st = self._state
         m.submodules.payload_store = st.payload
         m.submodules.return_buffer = st.retbuf
 

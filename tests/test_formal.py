@@ -46,7 +46,11 @@ def test_mutants_override_existing_design_methods():
     that silently is the design."""
     from hw.tracker import TrackerTable
     from verif.formal.mutants import MUTANT_CLASSES, mutant
-    assert len(MUTANT_CLASSES) == 8
+    # the eight of verif/formal/mutants.py (other harnesses may register more, e.g. the
+    # DRAM controller's in verif/formal/dram.py)
+    assert {"TrackerFiresEarly", "TrackerWithoutBreaker", "TrackerFireRoomForAll",
+            "ArbiterWithoutHold", "ArbiterWithoutStarvationGuard", "MemoryWithoutHazardCheck",
+            "MemoryWithoutStoreForwarding", "MemoryWithoutSnoop"} <= set(MUTANT_CLASSES)
     for cls in MUTANT_CLASSES.values():
         block = cls.__mro__[1]
         own = [name for name, v in vars(cls).items() if callable(v)]
