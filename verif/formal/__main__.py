@@ -16,7 +16,7 @@ from .runner import run_formal
 
 #: harness modules
 MODULES = ["verif.formal.arbiter", "verif.formal.streams", "verif.formal.nmc",
-           "verif.formal.tracker"]
+           "verif.formal.tracker", "verif.formal.dram"]
 
 
 def collect(*, with_known_bugs: bool = False):
