@@ -347,15 +347,6 @@ def peak_random_row_rate(timing: DramTiming, queue_depth: int, op: Op = Op.READ)
     return min(bounds)
 
 
-def throughput(results: Iterable[DramResult]) -> float:
-    """Completed requests per cycle over the span from the first acceptance to the last
-    completion."""
-    rs = list(results)
-    if not rs:
-        return 0.0
-    return len(rs) / (max(r.done for r in rs) - min(r.accept for r in rs) + 1)
-
-
 # ---- request generators (tests, benches) -------------------------------------------------
 
 def encode(timing: DramTiming, *, bank: int, row: int, col: int) -> int:
