@@ -14,6 +14,7 @@ help:
 	@echo "make bench    - simulator speed benchmarks (not tests)"
 	@echo "make soak     - 200 random ring scenarios on the RTL (SOAK_SIM, SOAK_SEEDS, SOAK_START)"
 	@echo "make coverage - cocotb regression under Verilator with coverage -> build/coverage"
+	@echo "make mutants  - mutation campaign: every broken RTL variant must be caught (MUTANT_JOBS, MUTANT_SCHEDULER)"
 
 setup:
 	@bash scripts/setup.sh
@@ -41,6 +42,15 @@ clean:
 
 formal: $(PY)
 	$(PY) -m verif.formal
+
+# Mutation campaign (verif/mutation.py): every mutant's killing checks must FAIL; the
+# mutants run on a Dask local cluster of MUTANT_JOBS workers (1: no cluster), or on the
+# Dask scheduler at MUTANT_SCHEDULER.
+MUTANT_JOBS ?= 2
+MUTANT_SCHEDULER ?=
+.PHONY: mutants
+mutants: $(PY)
+	$(PY) -m verif.mutation --jobs $(MUTANT_JOBS) $(if $(MUTANT_SCHEDULER),--scheduler $(MUTANT_SCHEDULER)) --json build/mutants.json
 
 # Soak: many seeds of random ring scenarios, bit-exact against the golden model.
 SOAK_SIM   ?= verilator

@@ -18,6 +18,14 @@ structure (banks, bank groups, separate row/column command buses). docs/memory.m
 the table. Refresh (tRFC 220 ns every tREFI 3.9 us, about 5.6 % of the time) is not
 modelled.
 
+Bank XOR (``bank_xor``, on by default): the bank-group and bank fields of a line address
+are XORed with its row folded to their width (every row bit XORed in: :func:`row_hash`;
+permutation-based page interleaving, Zhang, Zhu and Zhang, MICRO 2000), as GPU memory
+controllers hash addresses: two sequential streams whose addresses differ only in the
+row (the fused reduce-scatter's DMA READs of one chunk and UPDATEs into another) then
+walk different banks instead of conflicting in every bank, whatever the distance
+between them. Lines of one row still share a bank (the XOR term is constant in a row).
+
 The UPDATE (near-memory read-add-write) is our choice, documented in docs/memory.md: on
 the data bus it is a write (the addend travels to the bank, ``tCWL`` after the command);
 inside the bank the column circuitry reads the line, adds and writes it back, so the bank
@@ -33,9 +41,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .spec import ConfigError
+from .config_error import ConfigError
 
-__all__ = ["HBM2_NS", "CYCLE_NS", "MAPPINGS", "DramTiming", "DramAddress", "decode"]
+__all__ = ["HBM2_NS", "CYCLE_NS", "MAPPINGS", "DramTiming", "DramAddress", "decode", "row_hash"]
 
 #: gem5 HBM_2000_4H_1x64 (one pseudo-channel), in ns; see the module doc
 HBM2_NS: dict[str, float] = {
@@ -108,6 +116,8 @@ class DramTiming:
     t_faw: int = _cycles(HBM2_NS["t_faw"])
     t_rmw: int = _cycles(HBM2_NS["t_rtw"])  # UPDATE holds its bank (our choice, module doc)
     age_cap: int = 64                   # a request older than this is served first, alone
+    bank_xor: bool = True               # permutation-based interleaving: bank group and bank
+                                        # XOR the folded row (module doc, row_hash)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -128,6 +138,8 @@ class DramTiming:
                 bad(name, "must be an integer number of cycles in [1, 255]")
         if self.t_ccd_l < self.t_ccd_s:
             bad("t_ccd_l", f"must be >= t_ccd_s ({self.t_ccd_s})")
+        if not isinstance(self.bank_xor, bool):
+            bad("bank_xor", "must be true or false")
         if not isinstance(self.age_cap, int) or isinstance(self.age_cap, bool) \
                 or not 1 <= self.age_cap <= 4095:
             bad("age_cap", "must be an integer number of cycles in [1, 4095]")
@@ -200,6 +212,17 @@ class DramAddress:
     col: int
 
 
+def row_hash(timing: DramTiming, row: int) -> int:
+    """The bank XOR term of ``row``: all its bits folded (XORed) into one bank-index-wide
+    value, bank-group bits lowest (``bank_xor``; the module doc)."""
+    w = timing.field_bits["bg"] + timing.field_bits["bank"]
+    h = 0
+    while row and w:
+        h ^= row & ((1 << w) - 1)
+        row >>= w
+    return h
+
+
 def decode(timing: DramTiming, addr: int) -> DramAddress:
     """Split line address ``addr`` by ``timing.mapping`` (fields LSB first)."""
     widths = timing.field_bits
@@ -211,5 +234,9 @@ def decode(timing: DramTiming, addr: int) -> DramAddress:
             continue
         fields[name] = (addr >> shift) & ((1 << widths[name]) - 1)
         shift += widths[name]
+    if timing.bank_xor:
+        h = row_hash(timing, fields["row"])
+        fields["bg"] ^= h & (timing.bank_groups - 1)
+        fields["bank"] ^= h >> widths["bg"]
     return DramAddress(bank=fields["bg"] * timing.banks_per_group + fields["bank"],
                        group=fields["bg"], row=fields["row"], col=fields["col"])

@@ -48,10 +48,10 @@ ERROR_FLAGS: tuple[ErrorFlag, ...] = (
     ErrorFlag("refire", "tracker",
               "an arrival for one of the last fired tiles (fired-key history); applied, "
               "not counted; key in ERR_KEY"),
-    ErrorFlag("overflow", "tracker",
-              "the table was full and both the producer and the link needed a new entry "
-              "(deadlock): the link request was applied uncounted, its tile will not fire; "
-              "key in ERR_KEY. Size tracker_entries for the live tiles"),
+    ErrorFlag("counter_range", "tracker",
+              "a tracked request's tile has no backing counter (its first line >= "
+              "tracker_counters / 2): applied to memory, not counted, the tile will not "
+              "fire; key in ERR_KEY. Size tracker_counters for the memory the regions use"),
     ErrorFlag("kick_overflow", "track_trigger",
               "DMA_KICK written while the previous kick was still pending (the new kick is "
               "not taken; wait for STATUS.kick_pending = 0)"),

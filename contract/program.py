@@ -199,7 +199,13 @@ class Region:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "region") -> "Region":
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"{where}: must be an object (JSON) or table (TOML), "
+                              f"got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
+        for f in dataclasses.fields(cls):
+            if f.default is dataclasses.MISSING and f.name not in d:
+                raise ConfigError(f"{where}: {f.name}: missing key")
         kw: dict[str, Any] = {}
         for k, v in d.items():
             if k not in known:
@@ -254,6 +260,10 @@ class DeviceProgram:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "program") -> "DeviceProgram":
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"{where}: must be an object, got {type(d).__name__}")
+        if not isinstance(d.get("regions", []), (list, tuple)):
+            raise ConfigError(f"{where}: regions: must be a list, got {type(d['regions']).__name__}")
         try:
             regions = tuple(Region.from_dict(r, f"{where} region {i}")
                             for i, r in enumerate(d["regions"]))

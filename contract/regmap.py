@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Iterable
 
-from . import errors, spec
+from . import errors, latency, spec
 from .program import DeviceProgram, Region
 from .spec import ConfigError, T3Config
 
@@ -50,11 +50,15 @@ COUNTERS: dict[str, str] = {
     "remote_sent": "producer requests sent to the next device (REMOTE regions)",
     "tracked_reqs": "requests counted by the tracker",
     "fires": "tracker entries that reached their threshold",
-    "stall_cycles": "cycles a request waited because the tracker table was full",
+    "stall_cycles": "cycles a tracked request waited for a tracker fire slot (the DMA behind)",
     "dma_tiles": "fired tiles completed by the DMA engine (FireOp.NONE included)",
     "dma_lines": "lines the DMA engine sent to the next device",
     "starved_grants": "MCA: communication grants forced by the starvation limit",
     "kicks": "DMA_KICK commands taken by the DMA engine",
+    "tracker_hits": "tracked requests whose tile was in the tracker table",
+    "tracker_misses": "tracked requests whose tile was not (one backing-counter read each)",
+    "tracker_fills": "tracker misses that took a table way",
+    "tracker_spills": "tracker fills that evicted a live tile (one backing-counter write each)",
 }
 
 
@@ -145,7 +149,8 @@ def global_registers(cfg: T3Config) -> list[Register]:
                   "forget the fired-key history (between GEMMs that reuse WF ids)")),
             "commands"),
         Register("STATUS", 0x006, (
-            Field("occupancy", 0, occ_bits, "ro", 0, "live tracker entries"),
+            Field("occupancy", 0, occ_bits, "ro", 0,
+                  "tiles cached in the tracker table (more may be live in its backing store)"),
             Field("busy", 16, 1, "ro", 0, "a request, fire or DMA line is in flight"),
             Field("error", 17, 1, "ro", 0, "any ERR flag set (the irq output)"),
             Field("kick_pending", 18, 1, "ro", 0, "a DMA_KICK waits for the DMA queue")),
@@ -167,11 +172,27 @@ def global_registers(cfg: T3Config) -> list[Register]:
             "software-triggered DMA of a whole region (the unfused baseline's ring steps)"),
         Register("ARB_STATUS", 0x00D, (
             Field("comm_wait_max", 0, spec.MCA_STARVE_BITS + 1, "ro", 0,
-                  "longest wait of a communication request, cycles (saturates)"),),
+                  "longest wait of a communication request, cycles (saturates)"),
+            Field("threshold_used", 20, (cfg.mem_queue_depth).bit_length(), "ro", 0,
+                  "MCA threshold in use: the measured one once `measured`, else ARB.threshold"),
+            Field("measured", 31, 1, "ro", 0,
+                  "the GEMM-intensity window of ARB_AUTO has completed")),
             "arbiter status"),
+        Register("ARB_AUTO", 0x007, (
+            Field("window_log2", 0, (spec.MCA_WINDOW_LOG2_MAX).bit_length(), "rw",
+                  cfg.mca_window_log2,
+                  "MCA: measure the compute stream's requests over 2**window_log2 cycles "
+                  "from its first request after CMD.clear_counters, then set the threshold "
+                  "to clamp(Q - count * Q / 2**window_log2, 1, Q) (docs/memory.md); 0: off"),),
+            "MCA threshold from the GEMM's measured memory intensity (hw/mca_threshold.py)"),
+        Register("ARB_WINDOW", 0x00F, (
+            Field("window_reqs", 0, spec.COUNTER_BITS, "ro", 0,
+                  "compute-stream memory requests counted in the MCA window"),),
+            "MCA measurement"),
         Register("TRACKER_PEAK", 0x00E, (
             Field("occupancy_peak", 0, occ_bits, "ro", 0,
-                  "most live tracker entries at once since the counters were cleared"),),
+                  "most tiles cached in the tracker table at once since the counters were "
+                  "cleared"),),
             "tracker occupancy high-water mark (cleared by CMD.clear_counters)"),
         Register("ERR", 0x008, tuple(Field(n, i, 1, "w1c", 0, d)
                                      for i, (n, d) in enumerate(ERROR_FLAGS.items())),
@@ -315,8 +336,13 @@ def render_markdown(cfg: T3Config = spec.DEFAULT_CONFIG) -> str:
            f"`csr_req` = {{addr: {cfg.csr_addr_bits} bits, write: 1, wdata: 32}} and `csr_resp` = "
            "{rdata: 32}. Every request gets exactly one response, in order (writes answer "
            "rdata = 0); a read of an unmapped address returns 0, a write to it is ignored. "
-           "One request is in flight at a time; a response comes 1 cycle after the request is "
-           "accepted when `csr_resp` is ready.", "",
+           "One request is in flight at a time: the next is accepted in the cycle the "
+           f"response is taken. A request accepted in cycle t is answered in cycle t + "
+           f"{latency.CSR} (`contract.latency.CSR`) when `csr_resp` is ready; a read returns "
+           f"the hardware fields (ro, w1c) as they are in cycle t + {latency.CSR_SAMPLE}, every "
+           "field of one register from that cycle; a write updates rw storage and raises its "
+           f"w1p/w1c one-cycle pulses in cycle t + {latency.CSR}, the cycle its response "
+           "becomes valid.", "",
            "Access: " + ", ".join(f"`{a}`" for a in ACCESS) +
            " (const = read-only constant, ro = read-only hardware value, rw = storage, "
            "w1c = sticky flag cleared by writing 1, w1p = write 1 for a one-cycle pulse).", "",

@@ -5,9 +5,11 @@
   :func:`check_config` says whether a given configuration can run it.
 * :func:`fire_queue_needed`: the DMA queue depth (fired tiles) below which the fused ring
   can stop with every fire register and DMA queue full.
-* :func:`tracker_entries_needed` / :func:`tracker_entries_min`: the recommended and the
-  smallest tracker table (entries) for the fused ring; :func:`chunk_tiles` counts a
-  chunk's WF tiles.
+* :func:`tracker_entries_needed` / :func:`tracker_entries_min`: tracker table sizes for
+  the fused ring, a PERFORMANCE guide only (the table is a cache over backing counters:
+  any size runs any GEMM; fewer entries cost misses, spills and fills);
+  :func:`chunk_tiles` counts a chunk's WF tiles. The backing counters must cover the
+  output's lines (``tracker_counters``, checked by :func:`check_config`).
 
 The reasoning behind each rule is in docs/programming.md, "Sizing: tracker entries and
 DMA queue". Units: tracker entries and queue slots count WF tiles; memory in lines.
@@ -41,15 +43,18 @@ def fire_queue_needed(gemm: GemmSpec, geo: OutputGeometry) -> int:
 
 def config_for(gemm: GemmSpec, base_cfg: T3Config | None = None) -> T3Config:
     """``base_cfg`` (default: the paper's) with the GEMM's dtype (same ``line_bytes``),
-    ``ring_devices``, a power-of-two ``mem_depth_lines`` that holds the output and a
-    ``dma_queue_depth`` of at least :func:`fire_queue_needed` (neither is shrunk)."""
+    ``ring_devices``, a power-of-two ``mem_depth_lines`` that holds the output, a
+    ``dma_queue_depth`` of at least :func:`fire_queue_needed` and, when ``tracker_counters``
+    is set (not 0 = one per line of memory), enough backing counters for the output's
+    lines (none is shrunk)."""
     base = base_cfg or T3Config()
     cfg = base.replace(dtype=gemm.dtype, ring_devices=gemm.devices)
     geo = gemm.geometry(cfg.lanes)
     need = gemm.out_base + geo.total_lines
     depth = max(cfg.mem_depth_lines, _next_pow2(max(need, MIN_MEM_DEPTH_LINES)))
     queue = max(cfg.dma_queue_depth, fire_queue_needed(gemm, geo))
-    return cfg.replace(mem_depth_lines=depth, dma_queue_depth=queue)
+    counters = cfg.tracker_counters and max(cfg.tracker_counters, 2 * _next_pow2(geo.limit))
+    return cfg.replace(mem_depth_lines=depth, dma_queue_depth=queue, tracker_counters=counters)
 
 
 def check_config(cfg: T3Config, gemm: GemmSpec) -> OutputGeometry:
@@ -63,6 +68,11 @@ def check_config(cfg: T3Config, gemm: GemmSpec) -> OutputGeometry:
     if geo.limit > cfg.mem_depth_lines:
         raise ConfigError(f"config: mem_depth_lines={cfg.mem_depth_lines}: the output needs lines "
                           f"[{gemm.out_base}, {geo.limit}) (use contract.sizing.config_for)")
+    if 2 * geo.limit > cfg.tracker_counter_slots:
+        raise ConfigError(f"config: tracker_counters={cfg.tracker_counters}: the output occupies "
+                          f"lines up to {geo.limit - 1}, whose tiles need "
+                          f"{2 * _next_pow2(geo.limit)} backing counters (use 0 or "
+                          f"contract.sizing.config_for)")
     for axis, bits_name in ((0, "wf_outer_bits"), (1, "wf_inner_bits")):
         bits = getattr(cfg, bits_name)
         if geo.wf_grid[axis] > (1 << bits):
@@ -77,31 +87,27 @@ TRACKER_SLACK = 2
 
 
 def tracker_entries_needed(cfg: T3Config, gemm: GemmSpec, chunks: list[Chunk]) -> int:
-    """Recommended tracker entries for the fused ring (docs/programming.md "Sizing"):
-    the largest chunk's WF tiles + ``gemm.cus`` + :data:`TRACKER_SLACK`.
+    """Tracker entries for (almost) no spills in the fused ring (docs/programming.md
+    "Sizing"): the largest chunk's WF tiles + ``gemm.cus`` + :data:`TRACKER_SLACK`. A
+    performance guide: any table size is correct.
 
     Device d computes chunk c at stage s, but its upstream device computes c at stage
     s - 1 and sends it (remote stores, then DMA updates) during that stage, so the link
     half of every tile of a chunk arrives about one stage before the local half, and each
-    tile keeps its entry until both halves are in. The table must therefore hold a whole
-    chunk, plus the tiles open at that moment: up to ``cus`` the producer is writing (one
-    per WG of a wave), one arriving on the link and one all-gather tile. Fewer entries
-    cost stall cycles (STALL_CYCLES); fewer than :func:`tracker_entries_min` can stop
-    the ring. More entries still stall when the producer outruns the link (it then runs
-    ahead into tiles whose link half has not come), which only throttles the producer to
-    the link's pace.
+    tile is live until both halves are in. A table holding a whole chunk, plus the tiles
+    open at that moment (up to ``cus`` the producer is writing, one arriving on the link
+    and one all-gather tile), keeps them all cached; with fewer entries the tiles of the
+    early link half are spilled to the backing counters and filled back when the local
+    half comes (about one spill and two misses per tile: misses cost
+    contract.latency.TRACKER_MISS cycles each, in the tracker's lookup stage).
     """
     return chunk_tiles(cfg, gemm, chunks) + gemm.cus + TRACKER_SLACK
 
 
 def tracker_entries_min(cfg: T3Config, gemm: GemmSpec, chunks: list[Chunk]) -> int:
-    """The smallest chunk's WF tiles: with fewer tracker entries the fused ring stops in
-    stage 1 unless the links buffer the rest of a chunk. Every chunk is some device's
-    stage-1 chunk, sent whole to the next device, whose entries for it free only once
-    its own producer reaches stage 2, i.e. once ITS stage-1 chunk was taken whole by the
-    device after it. Measured: 2 devices, chunks of 20 tiles (40 lines), 16 entries and a
-    16-line link FIFO stop; the same shape of 36-tile chunks with a 128-line link FIFO
-    completes (the FIFO holds the whole 72-line chunk)."""
+    """The smallest chunk's WF tiles: with fewer tracker entries every tile of that chunk
+    whose link half arrives a stage early is spilled before its local half comes. Below
+    the old design's correctness limit, now only the point where spills start."""
     return min(_tiles_per_chunk(cfg, gemm, chunks))
 
 

@@ -19,24 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .config_error import ConfigError
+from .dram import DramTiming
+
 __all__ = [
     "ConfigError", "FloatFormat", "FORMATS", "float_format",
     "Op", "OP_BITS", "ProducerAction", "FireOp", "FIRE_OP_TO_OP", "fire_packet_op", "Layout",
-    "COUNTER_BITS", "MCA_STARVE_BITS",
-    "MIN_MEM_DEPTH_LINES", "T3Config", "DEFAULT_CONFIG", "load_config", "read_text",
+    "COUNTER_BITS", "MCA_STARVE_BITS", "FP_ADDER_STAGES_MAX", "MCA_WINDOW_LOG2_MAX",
+    "MIN_MEM_DEPTH_LINES", "MEMORIES", "T3Config", "DEFAULT_CONFIG", "load_config", "read_text",
     "producer_request_fields", "memory_request_fields", "memory_response_fields",
     "link_packet_fields", "fields_width",
     "CONTRIB_BITS", "PHASE_UPDATE", "PHASE_STORE", "region_fields", "tracked_request_fields",
     "fire_fields",
 ]
-
-
-class ConfigError(ValueError):
-    """An invalid configuration or programming value.
-
-    The message is one line that names the field, the value and what is allowed, so
-    the CLI can print it as is (exit status 2, no traceback).
-    """
 
 
 def _fail(where: str, name: str, value: Any, allowed: str) -> None:
@@ -151,12 +146,18 @@ def fire_packet_op(fire: FireOp | int) -> Op:
     return FIRE_OP_TO_OP[fire]
 
 
+#: most pipeline registers a FloatAdder supports (hw/fp.py STAGE_CUTS: one per combinational
+#: step, docs/fp.md)
+FP_ADDER_STAGES_MAX = 6
+
 #: width of every event counter (wrapping) and of the counter registers
 COUNTER_BITS = 32
 
 #: width of the MCA starvation limit register and of the arbiter's wait counter
 #: (the longest-wait status is one bit wider: it saturates above the limit)
 MCA_STARVE_BITS = 16
+#: largest MCA measurement window, log2 cycles (hw/mca_threshold.py)
+MCA_WINDOW_LOG2_MAX = 20
 
 
 class Layout(str, enum.Enum):
@@ -171,6 +172,10 @@ class Layout(str, enum.Enum):
 
 #: the smallest memory a T3 unit has, in lines (T3Config.mem_depth_lines)
 MIN_MEM_DEPTH_LINES = 16
+
+
+#: the memory models of ``T3Config.memory``
+MEMORIES = ("ideal", "dram")
 
 
 def _ceil_log2(n: int) -> int:
@@ -189,7 +194,12 @@ class T3Config:
     dtype: str = "fp16"
     line_bytes: int = 64                 # bytes per memory line (one request moves one line)
     mem_depth_lines: int = 16384         # lines of storage per device (16384 x 64 B = 1 MiB)
-    tracker_entries: int = 256           # paper: 256 entries
+    tracker_entries: int = 256           # paper: 256 entries (the cached counts)
+    tracker_ways: int = 4                # tracker table associativity: entries / ways sets
+                                         # (entries <= ways: one fully associative set)
+    tracker_counters: int = 0            # backing counter SRAM (counters, a power of two):
+                                         # one per phase per tile origin line; 0: enough
+                                         # for the whole memory, 2 * 2**addr_bits
     ring_devices: int = 4                # paper's example ring
     link_latency_cycles: int = 700       # 500 ns at 1.4 GHz
     link_lines_per_cycle: float = 0.15   # 150 GB/s link / 1 TB/s memory (1 line per cycle)
@@ -205,9 +215,17 @@ class T3Config:
     arbiter_policy: str = "mca"          # "fifo" (plain round-robin) or "mca"
     mca_queue_threshold: int = 8         # MCA: communication issues only below this occupancy
     mca_starvation_limit: int = 64       # MCA: max cycles communication waits
+    mca_window_log2: int = 0             # MCA: measure the GEMM's intensity over 2**this
+                                         # cycles and set the threshold from it
+                                         # (hw/mca_threshold.py); 0: fixed threshold
     csr_addr_bits: int = 12              # register bus word-address width
     csr_data_bits: int = 32              # register bus data width
     clock_ghz: float = 1.4               # for converting cycles to time in reports
+    memory: str = "ideal"                # "ideal": one line per cycle, any pattern (unit
+                                         # tests); "dram": the FR-FCFS DRAM controller
+                                         # (hw/dram.py) with timing `dram`
+    dram: DramTiming = DramTiming()      # banks, mapping, timing (cycles): HBM2 defaults
+                                         # (contract/dram.py, docs/memory.md)
 
     # ---- validation ------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -236,10 +254,19 @@ class T3Config:
                   f"must be a multiple of the {self.dtype} element size ({self.fmt.bytes} B)")
         rng("mem_depth_lines", MIN_MEM_DEPTH_LINES, 1 << 24)
         rng("tracker_entries", 2, 4096)
+        rng("tracker_ways", 1, 16)
+        if self.tracker_entries > self.tracker_ways and self.tracker_entries % self.tracker_ways:
+            _fail(where, "tracker_entries", self.tracker_entries,
+                  f"must be a multiple of tracker_ways={self.tracker_ways} (or at most "
+                  f"tracker_ways: one fully associative set)")
+        rng("tracker_counters", 0, 1 << 25)
+        if self.tracker_counters == 1 or self.tracker_counters & (self.tracker_counters - 1):
+            _fail(where, "tracker_counters", self.tracker_counters,
+                  "must be 0 (one per phase per memory line) or a power of two >= 2")
         rng("ring_devices", 2, 64)
         rng("link_latency_cycles", 1, 1 << 20)
         rng("link_lines_per_cycle", 1e-3, 1.0, integer=False)
-        rng("fp_adder_stages", 1, 4)
+        rng("fp_adder_stages", 1, FP_ADDER_STAGES_MAX)
         rng("wf_outer_bits", 1, 16)
         rng("wf_inner_bits", 1, 16)
         rng("regions", 1, 64)
@@ -250,9 +277,15 @@ class T3Config:
             _fail(where, "arbiter_policy", self.arbiter_policy, "must be 'fifo' or 'mca'")
         rng("mca_queue_threshold", 1, self.mem_queue_depth)
         rng("mca_starvation_limit", 1, (1 << MCA_STARVE_BITS) - 1)
+        rng("mca_window_log2", 0, MCA_WINDOW_LOG2_MAX)
         rng("csr_addr_bits", 8, 16)
         rng("csr_data_bits", 32, 32)
         rng("clock_ghz", 0.01, 100.0, integer=False)
+        if self.memory not in MEMORIES:
+            _fail(where, "memory", self.memory, f"must be one of {', '.join(MEMORIES)}")
+        if not isinstance(self.dram, DramTiming):
+            _fail(where, "dram", self.dram, "must be a contract.dram.DramTiming (a table "
+                  "of its fields in TOML)")
         if self.addr_bits > 32:
             _fail(where, "mem_depth_lines", self.mem_depth_lines, "needs more than 32 address bits")
 
@@ -292,6 +325,27 @@ class T3Config:
         return _ceil_log2(self.regions)
 
     @property
+    def tracker_assoc(self) -> int:
+        """Ways per tracker set: ``tracker_ways``, or every entry when there are fewer."""
+        return min(self.tracker_ways, self.tracker_entries)
+
+    @property
+    def tracker_sets(self) -> int:
+        """Sets of the tracker table (entries / ways; need not be a power of two)."""
+        return self.tracker_entries // self.tracker_assoc
+
+    @property
+    def tracker_counter_slots(self) -> int:
+        """Counters in the tracker's backing store: ``tracker_counters``, or 0 -> one per
+        phase per line address (2 * 2**addr_bits)."""
+        return self.tracker_counters or 2 << self.addr_bits
+
+    @property
+    def tracker_counter_index_bits(self) -> int:
+        """Width of a backing-counter index {origin line, phase} (phase in bit 0)."""
+        return self.tracker_counter_slots.bit_length() - 1
+
+    @property
     def max_tile_count(self) -> int:
         """Largest threshold (lines x contributions) one tracker entry can count to."""
         return (1 << self.count_bits) - 1
@@ -315,6 +369,8 @@ class T3Config:
         known = {f.name for f in dataclasses.fields(cls)}
         data = dict(data)
         lanes = data.pop("lanes", None)
+        if isinstance(data.get("dram"), Mapping):
+            data["dram"] = DramTiming.from_dict(data["dram"], where=f"{where}: dram")
         for key in data:
             if key not in known:
                 _fail(where, key, data[key], f"unknown key (known: lanes, {', '.join(sorted(known))})")

@@ -32,7 +32,7 @@ CACHE_ROOT = REPO / "build" / "area"
 SCHEMA_ID = "t3-area/1"
 
 #: flow steps, in order; ``runtime_s`` has one entry per step
-STEPS = ("verilog", "synth", "abc_cmos", "abc_liberty", "ecp5_synth", "nextpnr")
+STEPS = ("verilog", "synth", "depth", "abc_cmos", "abc_liberty", "ecp5_synth", "nextpnr")
 FPGA_STEPS = ("ecp5_synth", "nextpnr")
 
 #: every key of a design's entry (always present; ``null`` when not measured), with unit
@@ -54,28 +54,47 @@ DESIGN_KEYS: dict[str, str] = {
     "ecp5_lutram": "ECP5 distributed RAMs (TRELLIS_DPR16X4, 16x4 bits each)",
     "ecp5_dsp": "ECP5 multipliers (MULT18X18D)",
     "fmax_mhz": "MHz, nextpnr-ecp5 Fmax of the block with registered I/O",
-    "fmax_kind": "'routed' (Fmax after routing), 'placed' (nextpnr's timing estimate after "
-                 "placement: routing did not finish within NEXTPNR_TIMEOUT_S, or the design "
-                 "has more than FPGA_ROUTE_MAX_CELLS generic cells and is only placed) or null",
+    "fmax_kind": "'routed' (nextpnr finished routing and reported timing), 'estimated' "
+                 "(nextpnr's timing estimate after placement: routing did not finish within "
+                 "NEXTPNR_TIMEOUT_S, or the design has more than FPGA_ROUTE_MAX_CELLS generic "
+                 "cells and is only placed) or 'unknown' (fmax_mhz is null: see fmax_note); "
+                 "bottom-up: 'routed' only when every part is",
+    "fmax_note": "why the Fmax is estimated or unknown (the part without an Fmax, for a "
+                 "bottom-up composite), or which part sets a composite's Fmax; null for a "
+                 "routed flat design",
+    "logic_depth": "levels of logic (Yosys generic gates) on the longest register-to-register "
+                   "path, `ltp -noff` (SRAM macros and black boxes end a path); bottom-up: the "
+                   "deepest of the glue and the parts; null when unknown (depth_status)",
+    "logic_depth_path": "first signal -> last signal (or the register it ends in) of that "
+                        "path; bottom-up: prefixed by the piece it is in",
+    "depth_status": "'ok', 'error: ...' (e.g. a combinational loop), 'timed out: ...', "
+                    "'not run: ...', or 'unknown: ...' (bottom-up: a piece has no depth)",
+    "asic_fmax_mhz_est": "MHz, ESTIMATED ASIC clock from logic_depth: 1e6 / ((levels x "
+                         "fo4_per_level + register_overhead_fo4) x fo4_ps), constants in "
+                         "technology.asic_timing (flow.liberty.ASIC_TIMING); null when "
+                         "logic_depth is",
     "fpga_status": "'ok', 'does not fit: ...', 'skipped (--no-fpga)', 'skipped: N generic "
                    "cells > fpga_max_cells ...', 'timed out: ...' (--timeout), 'partial: ...' "
                    "(bottom-up) or 'error: ...'",
-    "runtime_s": "seconds per step (verilog, synth, abc_cmos, abc_liberty, ecp5_synth, "
-                 "nextpnr) of the run that produced the numbers; null = step not run",
+    "runtime_s": "seconds per step (verilog, synth, depth, abc_cmos, abc_liberty, "
+                 "ecp5_synth, nextpnr) of the run that produced the numbers; null = step not run",
     "cached_steps": "steps whose result came from the cache in this run",
     "note": "what the block is, when its numbers need a caveat (or null)",
     "method": "'flat' (the whole design through the flow) or 'bottom-up' (a composite: "
               "its glue logic measured with the sub-blocks as black boxes, plus the "
-              "sub-blocks' own entries; Fmax = the slowest placed part)",
+              "sub-blocks' own entries; Fmax = the slowest part, unknown when a part "
+              "has none)",
     "parts": "bottom-up only: the designs summed (null for flat)",
-    "glue": "bottom-up only: the glue's own numbers for the summed keys (null for flat)",
+    "glue": "bottom-up only: the glue's own numbers for the summed keys and its "
+            "logic_depth (null for flat)",
 }
 
 #: keys of the top-level object
 TOP_KEYS: dict[str, str] = {
     "schema": f"'{SCHEMA_ID}'",
     "config": "the T3Config used (all fields)",
-    "technology": "Liberty source, cell areas (µm²), SRAM model constants",
+    "technology": "Liberty source, cell areas (µm²), SRAM model constants, asic_timing "
+                  "(node, fo4_ps, fo4_per_level, register_overhead_fo4, sources)",
     "fpga": "device, package and the target clock of the FPGA runs",
     "designs": "design name -> entry (DESIGN_KEYS)",
     "tracker_storage": "tracker table storage next to the paper's ~19 KB",
@@ -119,9 +138,9 @@ COMPOSITES: dict[str, dict[str, str]] = {
 }
 
 #: seconds nextpnr may run (at most; ``--timeout`` can lower it). A run stopped while
-#: routing reports nextpnr's post-placement timing estimate (``fmax_kind`` "placed"):
-#: the register block's wide read mux places in about 100 s but its routing had not
-#: converged after 600 s (docs/area.md).
+#: routing reports nextpnr's post-placement timing estimate (``fmax_kind`` "estimated").
+#: (Before its read mux was pipelined, the register block's routing did not converge in
+#: 600 s; it now routes in about 150 s of CPU: docs/area.md "CSR block timing".)
 NEXTPNR_TIMEOUT_S = 300
 
 #: default of ``fpga_max_cells``: the FPGA flow of larger designs is left to an explicit
@@ -129,7 +148,7 @@ NEXTPNR_TIMEOUT_S = 300
 FPGA_MAX_CELLS = 120_000
 
 #: above this many generic cells nextpnr only places (``--no-route``, Fmax = its
-#: post-placement estimate, ``fmax_kind`` "placed"): routing the 256-entry tracker (~80 k
+#: post-placement estimate, ``fmax_kind`` "estimated"): routing the 256-entry tracker (~80 k
 #: generic cells, ~31 k LUT4) takes far longer than `make report`'s 15-minute budget on 2
 #: cores, its placement about 5.5 CPU minutes (docs/area.md).
 FPGA_ROUTE_MAX_CELLS = 40_000
@@ -300,6 +319,7 @@ def measure_design(name: str, factory: Callable[[T3Config], Any], cfg: T3Config,
             fpga_max_cells))
         fpga_thread.start()
     for label, fn in (
+            ("depth", lambda: eda.logic_depth(name, cache.dir, timeout_s=timeout_s)),
             ("abc_cmos", lambda: eda.cmos_transistors(name, cache.dir, timeout_s=timeout_s)),
             ("abc_liberty", lambda: eda.liberty_area(name, cache.dir, liberty.LIBERTY_PATH,
                                                      timeout_s=timeout_s))):
@@ -314,7 +334,7 @@ def _drop_stale(cache: "_StepCache", name: str, fpga: bool) -> None:
     """Forget a producer step's result when the file it left is gone but a consumer
     step still needs it (e.g. build/area was partly cleaned)."""
     chain = (("verilog", f"{name}.v", ["synth"] + (["ecp5_synth"] if fpga else [])),
-             ("synth", "generic.il", ["abc_cmos", "abc_liberty"]),
+             ("synth", "generic.il", ["depth", "abc_cmos", "abc_liberty"]),
              ("ecp5_synth", "ecp5.json", ["nextpnr"] if fpga else []))
     for producer, file, users in chain:
         res = cache.get(producer)
@@ -361,6 +381,7 @@ def _fpga_steps(name, verilog, cache, results, step, device, freq_mhz, timeout_s
                              timeout_s=timeout_s if place_only
                              else min(timeout_s, NEXTPNR_TIMEOUT_S))
         r["utilization"] = {k: list(v) for k, v in r["utilization"].items() if v[0]}
+        r["place_only"] = place_only
         return r
 
     step("nextpnr", pnr)
@@ -387,7 +408,7 @@ def _entry(name: str, results: dict[str, dict], cached: list[str], *, fpga: bool
         e["sram_area_um2_est"] = round(liberty.sram_area_um2(e["sram_bits"]), 1)
     if e["area_um2_est"] is not None and e["sram_area_um2_est"] is not None:
         e["total_area_um2_est"] = round(e["area_um2_est"] + e["sram_area_um2_est"], 1)
-    s, p = results.get("ecp5_synth", {}), results.get("nextpnr", {})
+    s, p = (results.get("ecp5_synth", {}), results.get("nextpnr", {})) if fpga else ({}, {})
     if not fpga:
         e["fpga_status"] = "skipped (--no-fpga)"
     elif "verilog" in results and "failed" in results["verilog"]:
@@ -405,9 +426,8 @@ def _entry(name: str, results: dict[str, dict], cached: list[str], *, fpga: bool
     if "failed" not in s:
         for k in ("ecp5_lut4", "ecp5_ff", "ecp5_bram", "ecp5_lutram", "ecp5_dsp"):
             e[k] = s.get(k)
-    if "failed" not in p and p.get("fmax_mhz") is not None:
-        e["fmax_mhz"] = round(p["fmax_mhz"], 1)
-        e["fmax_kind"] = p.get("fmax_kind", "routed")
+    _fmax_fields(e, p)
+    _depth_fields(e, results.get("depth"))
     e["runtime_s"] = {st: (round(results[st]["seconds"], 2) if st in results else None)
                       for st in STEPS}
     e["cached_steps"] = [st for st in STEPS if st in cached]
@@ -416,15 +436,87 @@ def _entry(name: str, results: dict[str, dict], cached: list[str], *, fpga: bool
     return e
 
 
+def _fmax_fields(e: dict[str, Any], p: dict) -> None:
+    """``fmax_mhz``/``fmax_kind``/``fmax_note`` of a flat design from its nextpnr result
+    ``p``; ``e['fpga_status']`` is already set. No Fmax is 'unknown', with the reason."""
+    if "failed" not in p and p.get("fmax_mhz") is not None:
+        e["fmax_mhz"] = round(p["fmax_mhz"], 1)
+        if p.get("fmax_kind", "routed") == "routed":
+            e["fmax_kind"] = "routed"
+            return
+        e["fmax_kind"] = "estimated"
+        why = (f"only placed: more than {FPGA_ROUTE_MAX_CELLS:,} generic cells"
+               if p.get("place_only", _place_only(e["cells"]))
+               else f"routing did not finish within {NEXTPNR_TIMEOUT_S} s")
+        e["fmax_note"] = f"nextpnr's timing estimate after placement ({why})"
+        return
+    e["fmax_kind"] = "unknown"
+    e["fmax_note"] = (e["fpga_status"] if e["fpga_status"] not in (None, "ok")
+                      else "nextpnr reported no clocked path")
+
+
+def _depth_fields(e: dict[str, Any], d: dict | None) -> None:
+    """``logic_depth``, its path, ``depth_status`` and the ASIC estimate from the depth
+    step's result ``d`` (None: not run)."""
+    if d is None:
+        e["depth_status"] = "not run: no generic netlist"
+    elif "failed" in d:
+        e["depth_status"] = ("timed out: " if d.get("timed_out") else "error: ") + d["failed"]
+    else:
+        e["depth_status"] = "ok"
+        e["logic_depth"] = d["logic_depth"]
+        e["logic_depth_path"] = f"{d['path_from']} -> {d['path_to']}" if d["path_from"] else None
+        e["asic_fmax_mhz_est"] = round(liberty.asic_fmax_mhz(d["logic_depth"]), 1)
+
+
+def _composite_fmax(e: dict[str, Any], names: list[str], parts: dict[str, dict]) -> None:
+    """A composite's Fmax: unknown (with every reason) when any part has none -- never
+    the slowest of the others --, else the slowest part's, 'routed' only when every part
+    is routed. Paths through the glue (not placed) are not timed."""
+    unknown = [p for p in names if parts[p]["fmax_mhz"] is None]
+    if unknown:
+        e.update(fmax_mhz=None, fmax_kind="unknown", fmax_note="; ".join(
+            f"part {p} has no Fmax ({parts[p]['fmax_note'] or parts[p]['fpga_status']})"
+            for p in unknown))
+        return
+    slowest = min(names, key=lambda p: parts[p]["fmax_mhz"])
+    estimated = [p for p in names if parts[p]["fmax_kind"] != "routed"]
+    e.update(fmax_mhz=parts[slowest]["fmax_mhz"],
+             fmax_kind="estimated" if estimated else "routed",
+             fmax_note=f"slowest part {slowest}"
+             + (f"; estimated: {', '.join(estimated)}" if estimated else "")
+             + "; paths through the glue between the parts are not timed")
+
+
+def _composite_depth(e: dict[str, Any], glue: dict[str, Any], names: list[str],
+                     parts: dict[str, dict]) -> None:
+    """A composite's logic depth: the deepest of its glue and parts, unknown when any of
+    them is (paths that cross a part boundary are counted in neither piece)."""
+    pieces = {"glue": glue, **{p: parts[p] for p in names}}
+    missing = [n for n, x in pieces.items() if x["logic_depth"] is None]
+    e.update(logic_depth=None, logic_depth_path=None, asic_fmax_mhz_est=None)
+    if missing:
+        e["depth_status"] = "unknown: " + "; ".join(
+            f"{n}: {pieces[n]['depth_status']}" for n in missing)
+        return
+    deepest = max(pieces, key=lambda n: pieces[n]["logic_depth"])
+    d = pieces[deepest]
+    e.update(logic_depth=d["logic_depth"], depth_status="ok",
+             logic_depth_path=f"{deepest}: {d['logic_depth_path']}",
+             asic_fmax_mhz_est=round(liberty.asic_fmax_mhz(d["logic_depth"]), 1))
+
+
 def compose(name: str, glue: dict[str, Any], parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The entry of composite ``name``: its glue (``measure_design`` of the composite) plus
     the entries of its parts. ASIC numbers are summed only when every piece has them;
-    FPGA counts are summed over the pieces synthesised, and Fmax is the slowest placed
-    part (paths between parts are not timed: the glue is not placed)."""
+    FPGA counts are summed over the pieces synthesised, and Fmax is the slowest part's,
+    unknown when a part has none (paths between parts are not timed: the glue is
+    not placed); logic depth is the deepest piece's."""
     names = list(COMPOSITES[name].values())
     pieces = [glue] + [parts[p] for p in names]
     e = dict(glue)
-    e.update(method="bottom-up", parts=names, glue={k: glue[k] for k in SUMMED})
+    e.update(method="bottom-up", parts=names,
+             glue={k: glue[k] for k in (*SUMMED, "logic_depth")})
     bad = [p for p in names if parts[p]["status"] != "ok"]
     if e["status"] == "ok" and bad:
         e["status"] = f"error: part {bad[0]}: {parts[bad[0]]['status']}"
@@ -434,10 +526,8 @@ def compose(name: str, glue: dict[str, Any], parts: dict[str, dict[str, Any]]) -
             vals = [v for v in vals if v is not None]
         total = None if not vals or None in vals else sum(vals)
         e[k] = round(total, 1) if isinstance(total, float) else total
-    placed = [p for p in names if parts[p]["fmax_mhz"] is not None]
-    e["fmax_mhz"] = min(parts[p]["fmax_mhz"] for p in placed) if placed else None
-    e["fmax_kind"] = None if not placed else "placed" if any(
-        parts[p]["fmax_kind"] == "placed" for p in placed) else "routed"
+    _composite_fmax(e, names, parts)
+    _composite_depth(e, glue, names, parts)
     unplaced = [p for p in names if parts[p]["fmax_mhz"] is None]
     if glue["fpga_status"] == "ok" and unplaced:
         e["fpga_status"] = "partial: not placed: " + ", ".join(
@@ -453,19 +543,28 @@ def compose(name: str, glue: dict[str, Any], parts: dict[str, dict[str, Any]]) -
 # --------------------------------------------------------------------------------------
 
 def tracker_storage_bits(cfg: T3Config) -> int:
-    """Bits of the tracker table's state: entries x (valid + phase + wf_id + count).
-    The same formula as ``hw.tracker.TrackerTable.storage_bits`` (tests/test_area.py
-    checks that they agree), computed from the configuration so that no component is
-    built only to read a property."""
-    return cfg.tracker_entries * (1 + 1 + cfg.wf_id_bits + cfg.count_bits)
+    """Bits of the tracker table's state: entries x (valid + counter index + count); the
+    backing counter SRAM is :func:`tracker_backing_bits`. The same formula as
+    ``hw.tracker.TrackerTable.storage_bits`` (tests/test_area.py checks that they agree),
+    computed from the configuration so that no component is built only to read a
+    property."""
+    return cfg.tracker_entries * (1 + cfg.tracker_counter_index_bits + cfg.count_bits)
+
+
+def tracker_backing_bits(cfg: T3Config) -> int:
+    """Bits of the tracker's backing counter SRAM: counters x count_bits
+    (``hw.tracker.TrackerTable.backing_bits``)."""
+    return cfg.tracker_counter_slots * cfg.count_bits
 
 
 def tracker_storage(cfg: T3Config) -> dict[str, Any]:
     """The tracker table's storage (:func:`tracker_storage_bits`) next to the paper's
     ~19 KB for 256 entries."""
     bits = tracker_storage_bits(cfg)
+    backing = tracker_backing_bits(cfg)
     return {"design": "t3_tracker", "entries": cfg.tracker_entries, "storage_bits": bits,
-            "storage_kib": round(bits / 8192, 2),
+            "storage_kib": round(bits / 8192, 2), "backing_counter_bits": backing,
+            "backing_counter_kib": round(backing / 8192, 2),
             "paper_entries": PAPER_TRACKER["entries"],
             "paper_storage_kb": PAPER_TRACKER["storage_kb"]}
 
@@ -576,6 +675,7 @@ def _fmt(v: Any, nd: int = 0) -> str:
 def to_markdown(data: dict[str, Any], *, config_label: str = "paper default") -> str:
     cfg, designs = data["config"], data["designs"]
     tech = data["technology"]
+    at = tech["asic_timing"]
     out = [
         "## Area and timing per block",
         "",
@@ -587,38 +687,46 @@ def to_markdown(data: dict[str, Any], *, config_label: str = "paper default") ->
         f"{tech['sram_min_depth_words']} words are SRAM macros at "
         f"{tech['sram_bitcell_um2']} µm²/bit / {tech['sram_array_efficiency']} array "
         f"efficiency. FPGA: {data['fpga']['device']} ({data['fpga']['package']}), "
-        f"nextpnr at {data['fpga']['freq_target_mhz']:g} MHz target, block I/O registered "
+        f"nextpnr at {data['fpga']['freq_target_mhz']:g} MHz target, block I/O registered; "
+        "Fmax kind: routed (nextpnr routed the design and timed it), estimated (nextpnr's "
+        "estimate after placement, also printed `~`) or unknown (no Fmax: the reason is "
+        "below; a composite with such a part is unknown too). Levels: levels of logic on "
+        "the longest register-to-register path (Yosys `ltp -noff` on the generic gates; "
+        f"SRAM macros end a path). ASIC MHz est.: ESTIMATE from the levels alone, "
+        f"1e6 / ((levels x {at['fo4_per_level']:g} + {at['register_overhead_fo4']:g}) FO4 x "
+        f"{at['fo4_ps']:g} ps), the FO4 delay of {at['node']}; no wire or fan-out delay "
         "(docs/area.md).",
         "",
         "| design | cells | FFs | memory bits (SRAM) | transistors | NAND2-eq | logic µm² est. "
-        "| SRAM µm² est. | LUT4 | FF | DP16KD | Fmax MHz |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| SRAM µm² est. | LUT4 | FF | DP16KD | Fmax MHz | Fmax kind | levels "
+        "| ASIC MHz est. |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|",
     ]
     notes = []
     for n, d in designs.items():
         if d["status"] != "ok":
-            out.append(f"| {n} | {d['status']} |" + " |" * 10)
+            out.append(f"| {n} | {d['status']} |" + " |" * 13)
             continue
         mem = _fmt(d["memory_bits"]) + (f" ({_fmt(d['sram_bits'])})" if d["sram_bits"] else "")
         fp = d["fpga_status"]
         fpga_cells = [_fmt(d["ecp5_lut4"]), _fmt(d["ecp5_ff"]), _fmt(d["ecp5_bram"])]
-        fmax = _fmt(d["fmax_mhz"], 1) if d["fmax_mhz"] is not None else fp
-        if d["fmax_kind"] == "placed":
+        fmax = "unknown" if d["fmax_mhz"] is None else _fmt(d["fmax_mhz"], 1)
+        if d["fmax_kind"] == "estimated":
             fmax = f"~{fmax}"
-            why = ("the slowest placed part's Fmax is such an estimate"
-                   if d["method"] == "bottom-up"
-                   else f"only placed: more than {FPGA_ROUTE_MAX_CELLS:,} generic cells"
-                   if _place_only(d["cells"])
-                   else f"routing did not finish within {NEXTPNR_TIMEOUT_S} s")
-            notes.append(f"- `{n}`: ~Fmax = nextpnr's timing estimate after placement ({why}).")
+        if d["fmax_note"]:
+            notes.append(f"- `{n}`: Fmax {d['fmax_kind']}: {d['fmax_note']}.")
+        if d["depth_status"] != "ok":
+            notes.append(f"- `{n}`: levels of logic unknown: {d['depth_status']}.")
         if d["method"] == "bottom-up":
             notes.append(f"- `{n}` (bottom-up): glue logic with {', '.join(d['parts'])} as "
-                         f"black boxes, plus their rows; Fmax = the slowest placed part"
+                         f"black boxes, plus their rows; Fmax = the slowest part's, unknown "
+                         f"when a part has none; levels = the deepest piece's"
                          + (f"; FPGA {fp}" if fp != "ok" else "") + ".")
         out.append(f"| {n} | {_fmt(d['cells'])} | {_fmt(d['flip_flops'])} | {mem} | "
                    f"{_fmt(d['transistors'])} | {_fmt(d['nand2_eq'])} | "
                    f"{_fmt(d['area_um2_est'], 0)} | {_fmt(d['sram_area_um2_est'], 0)} | "
-                   + " | ".join(fpga_cells) + f" | {fmax} |")
+                   + " | ".join(fpga_cells) + f" | {fmax} | {d['fmax_kind']} | "
+                   f"{_fmt(d['logic_depth'])} | {_fmt(d['asic_fmax_mhz_est'], 0)} |")
         if d["note"]:
             notes.append(f"- `{n}`: {d['note']}.")
     if notes:

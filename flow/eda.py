@@ -14,6 +14,8 @@ Steps (docs/area.md explains what each number means):
   ``t3_sram`` (counted as SRAM bits, not as logic); leaves ``generic.il`` for the next two.
 * :func:`cmos_transistors` -- ``dfflegalize`` + ``abc -g cmos2`` + ``stat -tech cmos``.
 * :func:`liberty_area` -- ``dfflibmap`` + ``abc -liberty`` + ``stat -liberty``.
+* :func:`logic_depth` -- ``ltp -noff`` on the generic gates: levels of logic of the
+  longest register-to-register path (SRAM macros and black boxes are path ends).
 * :func:`ecp5_synth` -- ``synth_ecp5`` of the block inside an I/O wrapper (the block is
   kept as its own module, so its LUT/FF/RAM counts exclude the wrapper); leaves
   ``ecp5.json`` for :func:`nextpnr_ecp5`, which reports the Fmax of the wrapped block.
@@ -38,7 +40,8 @@ __all__ = ["EdaError", "DoesNotFit", "Port", "StatModule", "tool", "tool_version
            "verilog_ports", "fpga_wrapper", "strip_zero_memory_init", "parse_stat_json", "flip_flop_count",
            "parse_nextpnr_report", "parse_nextpnr_fmax_log", "nextpnr_error", "placement_estimate",
            "EdaTimeout",
-           "generic_synth", "cmos_transistors", "liberty_area", "ecp5_synth",
+           "generic_synth", "cmos_transistors", "liberty_area", "logic_depth", "parse_ltp",
+           "LTP_COMMAND", "ecp5_synth",
            "nextpnr_ecp5", "Ecp5Device", "ECP5_85K", "WRAPPER_TOP", "SRAM_MODULE"]
 
 #: module name of the black box holding the SRAM-class memories in the generic netlist
@@ -349,6 +352,49 @@ def liberty_area(top: str, workdir: Path, liberty: Path, *, timeout_s: float = 9
             "liberty_cells": {t: n for t, n in sorted(st.cells_by_type.items())
                               if t != SRAM_MODULE},
             "seconds": seconds}
+
+
+#: the logic-depth command, run on ``generic.il`` (docs/area.md "Logic depth"). ``-noff``:
+#: flip-flops (and memory cells) end a path instead of continuing it. The selection keeps
+#: every wire and only Yosys' own cell types (``$_AND_``, ``$_MUX_``, ...): instances of
+#: the SRAM black box and of a composite's parts are left out, so their outputs start a
+#: path and their inputs end one, as a registered macro's would.
+LTP_COMMAND = "ltp -noff {top}/w:* {top}/t:$*"
+
+_LTP_RE = re.compile(r"Longest topological path in \\?(\S+) \(length=(-?\d+)\):")
+_LTP_STEP_RE = re.compile(r"^\s*(\d+|ff): (.+?)(?: \(via [^()]*\))?\s*$", re.M)
+_LTP_LOOP_RE = re.compile(r"Detected loop at (.+?) in \S+")
+
+
+def parse_ltp(text: str) -> dict[str, Any]:
+    """Parse the log of ``ltp``: ``logic_depth`` (cells on the longest path),
+    ``path_from`` / ``path_to`` (its first signal and the register it ends in, or its
+    last signal) and ``loops`` (signals where ``ltp`` met a combinational loop; the
+    depth of a design with a loop is not meaningful)."""
+    m = _LTP_RE.search(text)
+    if m is None:
+        raise EdaError("depth: ltp printed no longest path")
+    steps = [(k, sig.strip().lstrip("\\")) for k, sig in _LTP_STEP_RE.findall(text[m.end():])]
+    return {"logic_depth": max(0, int(m.group(2))),
+            "path_from": steps[0][1] if steps else None,
+            "path_to": steps[-1][1] if steps else None,
+            "loops": sorted(set(_LTP_LOOP_RE.findall(text)))}
+
+
+def logic_depth(top: str, workdir: Path, *, timeout_s: float = 900) -> dict[str, Any]:
+    """Levels of logic of the longest register-to-register path in ``generic.il``
+    (:data:`LTP_COMMAND`): every Yosys generic gate (``$_AND_``, ``$_OR_``, ``$_XOR_``,
+    ``$_MUX_``, ``$_NOT_``, ...) counts one level; module inputs and outputs count as
+    registers (the FPGA wrapper registers them too). Returns :func:`parse_ltp`'s keys
+    and ``seconds``; raises :class:`EdaError` when the netlist has a combinational loop."""
+    script = ["read_rtlil generic.il",
+              f"tee -q -o depth.txt {LTP_COMMAND.format(top=top)}"]
+    seconds = _yosys(script, workdir, "depth", timeout_s)
+    r = parse_ltp((workdir / "depth.txt").read_text())
+    if r["loops"]:
+        raise EdaError(f"depth: combinational loop at {r['loops'][0]} "
+                       f"({len(r['loops'])} loop signal(s); log: {workdir / 'depth.txt'})")
+    return {**r, "seconds": seconds}
 
 
 # --------------------------------------------------------------------------------------

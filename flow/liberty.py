@@ -22,6 +22,11 @@ Pb-free Packaging", IEDM 2007); ``SRAM_ARRAY_EFFICIENCY`` (bit-cell area / macro
 covering decoders, sense amplifiers, column muxes and I/O) is our assumption, a round
 conservative value for the few-KiB to few-MiB macros at stake.
 
+ASIC clock estimate: :data:`ASIC_TIMING` (the one place for its constants, sources
+beside them) turns a block's logic depth (levels of Yosys generic gates between
+registers, :func:`flow.eda.logic_depth`) into a clock: period = (levels x FO4 per level
++ register overhead in FO4) x FO4 delay of the named node (:func:`asic_fmax_mhz`).
+
 The checked-in ``flow/data/t3_area.lib`` is generated from :data:`CELLS` by
 :func:`liberty_text` (``python -m flow.liberty`` rewrites it); a test checks the two agree.
 """
@@ -34,7 +39,7 @@ from pathlib import Path
 __all__ = ["Cell", "CELLS", "LIBRARY_NAME", "SOURCE", "LIBERTY_PATH", "NAND2_AREA_UM2",
            "TRANSISTORS_PER_NAND2", "SRAM_BITCELL_UM2", "SRAM_ARRAY_EFFICIENCY",
            "SRAM_TRANSISTORS_PER_BIT", "SRAM_MIN_DEPTH", "sram_area_um2", "liberty_text",
-           "technology"]
+           "technology", "ASIC_TIMING", "AsicTiming", "asic_fmax_mhz"]
 
 LIBRARY_NAME = "t3_area_nangate45"
 SOURCE = ("NanGate FreePDK45 Open Cell Library, NangateOpenCellLibrary_typical.lib, "
@@ -53,6 +58,65 @@ SRAM_TRANSISTORS_PER_BIT = 6
 #: memories at least this many words deep are SRAM macros; shallower ones are flip-flops
 #: (SRAM compilers do not go much below 16-32 words; a register file is denser there)
 SRAM_MIN_DEPTH = 32
+
+
+@dataclass(frozen=True)
+class AsicTiming:
+    """Constants of the ASIC clock estimate: the FO4 inverter delay of a named node (ps),
+    FO4 per level of generic 2-input gates, and the register (flip-flop + clock) overhead
+    per cycle (FO4). Sources in :data:`ASIC_TIMING` and docs/area.md."""
+    node: str
+    fo4_ps: float
+    fo4_per_level: float
+    register_overhead_fo4: float
+    sources: tuple[tuple[str, str], ...]
+
+    def __post_init__(self):
+        if not (self.fo4_ps > 0 and self.fo4_per_level > 0 and self.register_overhead_fo4 >= 0):
+            raise ValueError(f"AsicTiming: fo4_ps and fo4_per_level must be > 0 and "
+                             f"register_overhead_fo4 >= 0, got {self}")
+
+
+#: THE constants of the estimated ASIC clock (docs/area.md "Estimated ASIC clock").
+#: - fo4_ps: "FO4 delay for 90 nm technology is 45 ps" (a paper comparing register files
+#:   with FO4 timings, quoted at https://acronyms.thefreedictionary.com/FO4; the same
+#:   page quotes 8.7 ps for a 32 nm high-k/metal-gate process). A 90 nm node is slow
+#:   next to the 7 nm of a current GPU, so the estimate errs low, never high, on the node.
+#: - fo4_per_level: 1. "This fan-out-of-four (FO4) inverter delay ... is a good estimate
+#:   of the delay of typical logic gate (fan-in=2) driving a typical load (fan-out=2)
+#:   over relatively short wires" (textbook quoted at
+#:   https://electronics.stackexchange.com/questions/8603); every Yosys generic cell is a
+#:   2-input gate (3 for $_MUX_).
+#: - register_overhead_fo4: 3, the high end of "2-3 FO4 latch delay" (Srinivasan et al.,
+#:   "Optimizing Pipelines for Power and Performance", MICRO-35, 2002) and above the
+#:   "overhead of about 2 FO4" of Hrishikesh et al., "The Optimal Logic Depth per
+#:   Pipeline Stage is 6 to 8 FO4 Inverter Delays", ISCA 2002 (custom latches; a
+#:   standard-cell flip-flop is slower).
+ASIC_TIMING = AsicTiming(
+    node="90 nm CMOS",
+    fo4_ps=45.0,
+    fo4_per_level=1.0,
+    register_overhead_fo4=3.0,
+    sources=(
+        ("fo4_ps", "'FO4 delay for 90 nm technology is 45 ps', quoted at "
+                   "https://acronyms.thefreedictionary.com/FO4"),
+        ("fo4_per_level", "FO4 ~ a fan-in-2 gate driving fan-out 2 (textbook quoted at "
+                          "https://electronics.stackexchange.com/questions/8603)"),
+        ("register_overhead_fo4", "Srinivasan et al., MICRO-35 2002: 2-3 FO4 latch delay; "
+                                  "Hrishikesh et al., ISCA 2002: about 2 FO4 overhead"),
+    ),
+)
+
+
+def asic_fmax_mhz(levels: int, timing: AsicTiming = ASIC_TIMING) -> float:
+    """Estimated ASIC clock (MHz) of a block whose longest register-to-register path has
+    ``levels`` levels of generic gates: 1e6 / ((levels x fo4_per_level +
+    register_overhead_fo4) x fo4_ps). No wire delay and no fan-out buffering: an
+    estimate from logic depth alone."""
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 0:
+        raise ValueError(f"levels must be an int >= 0, got {levels!r}")
+    period_ps = (levels * timing.fo4_per_level + timing.register_overhead_fo4) * timing.fo4_ps
+    return 1e6 / period_ps
 
 
 @dataclass(frozen=True)
@@ -119,6 +183,10 @@ def technology() -> dict:
         "sram_array_efficiency": SRAM_ARRAY_EFFICIENCY,
         "sram_min_depth_words": SRAM_MIN_DEPTH,
         "sram_transistors_per_bit": SRAM_TRANSISTORS_PER_BIT,
+        "asic_timing": {"node": ASIC_TIMING.node, "fo4_ps": ASIC_TIMING.fo4_ps,
+                        "fo4_per_level": ASIC_TIMING.fo4_per_level,
+                        "register_overhead_fo4": ASIC_TIMING.register_overhead_fo4,
+                        "sources": dict(ASIC_TIMING.sources)},
     }
 
 

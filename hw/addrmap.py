@@ -183,6 +183,13 @@ class AddressMap(T3Component):
         """Cycles from acceptance to the output, either lane (contract.latency.ADDRMAP)."""
         return latency.ADDRMAP
 
+    # ---- design decision a broken variant overrides (verif/formal/mutants.py) ----------
+
+    def _remote_address(self, addr, reg):
+        """The line address a REMOTE request ``addr`` of region ``reg`` gets on the next
+        device: ``addr - base + remote_base``."""
+        return addr - reg.base + reg.remote_base
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
@@ -249,7 +256,7 @@ class AddressMap(T3Component):
                         local.mem.mask.eq(full_mask), local.mem.data.eq(p.data),
                         local.wf_id.eq(p.wf_id), local.region.eq(idx),
                         local.phase.eq(is_store), local.tracked.eq(tracked),
-                        remote_addr.eq(p.addr - reg.base + reg.remote_base),
+                        remote_addr.eq(self._remote_address(p.addr, reg)),
                         remote_dest.eq(self.next_device),
                     ]
             counter = self.producer_reqs if lane == 0 else self.ingress_reqs

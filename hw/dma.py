@@ -107,6 +107,13 @@ class DmaEngine(T3Component):
         return data.StructLayout({"addr": cfg.addr_bits, "wf_id": cfg.wf_id_bits,
                                   "op": Op, "last": 1})
 
+    # ---- design decision a broken variant overrides (verif/formal/mutants.py) ----------
+
+    def _dest_offset(self, reg):
+        """What a line's source address adds to become its destination address:
+        ``dest_base - base`` of the region ``reg`` (modulo the address space)."""
+        return reg.dest_base - reg.base
+
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
@@ -165,7 +172,7 @@ class DmaEngine(T3Component):
                     m.next = "GEOM"
             with m.State("GEOM"):
                 m.d.sync += [fire_op.eq(fop), r.eq(0), c.eq(0),
-                             pitch.eq(reg.pitch), dest_off.eq(reg.dest_base - reg.base)]
+                             pitch.eq(reg.pitch), dest_off.eq(self._dest_offset(reg))]
                 with m.If(cur.whole):
                     m.d.sync += [rows.eq(reg.outer_extent), row_lines.eq(reg.inner_extent),
                                  addr.eq(reg.base), row_start.eq(reg.base)]

@@ -298,7 +298,14 @@ class DramController(T3Component):
         def get(name):
             shift, width = f[name]
             return padded[shift:shift + width]
-        return Cat(get("bank"), get("bg")), get("bg"), get("row")
+        bg, bank, row = get("bg"), get("bank"), get("row")
+        w = len(bg) + len(bank)
+        if self._timing.bank_xor and w:   # contract.dram.row_hash: the folded row XORed in
+            h = Const(0, w)
+            for lo in range(0, len(row), w):
+                h = h ^ row[lo:lo + w]
+            bg, bank = bg ^ h[:len(bg)], bank ^ h[len(bg):]
+        return Cat(bank, bg), bg, row
 
     # ---- design decisions a broken variant overrides (verif/formal/dram.py) ----------
     def _urgent(self, oldest) -> Value:
@@ -316,6 +323,10 @@ class DramController(T3Component):
         """A request is its bank's column candidate when it hits the open row and no
         older request of the bank does (same-line requests thus issue in order)."""
         return hit & ~older_hit
+
+    def _activate_to_read(self) -> int:
+        """Cycles from an ACT to the first READ of its bank: ``t_rcd``."""
+        return self._timing.t_rcd
 
     # ---- hardware --------------------------------------------------------------------
     def elaborate(self, platform):
@@ -454,7 +465,7 @@ class DramController(T3Component):
             act, pre = st.act & (st.row_bank == b), st.pre & (st.row_bank == b)
             here = st.col_bank == b
             rd, wr, upd = st.rd & here, st.wr & here, st.upd & here
-            bank["rd"].update(m, [(act, t.t_rcd), (upd, t.t_rmw)])
+            bank["rd"].update(m, [(act, self._activate_to_read()), (upd, t.t_rmw)])
             bank["wr"].update(m, [(act, t.t_rcd_wr), (upd, t.t_rmw)])
             bank["pre"].update(m, [(act, t.t_ras), (rd, t.t_rtp), (wr, t.write_to_precharge),
                                    (upd, t.update_to_precharge)])
@@ -641,4 +652,4 @@ class _State:
 
 
 designs.register("t3_dram_controller",
-                 lambda cfg: DramController(cfg=cfg, timing=DramTiming.hbm2()))
+                 lambda cfg: DramController(cfg=cfg, timing=cfg.dram))

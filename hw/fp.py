@@ -6,18 +6,22 @@ to infinity and IEEE signed zeros. Every NaN result is the format's canonical qu
 (input payloads are not propagated), so the adder equals
 :func:`sim_models.fparith.add_bits` bit for bit on every input pair.
 
-The datapath is four combinational steps (see docs/fp.md)::
+The datapath is six combinational steps (:data:`STEPS`, see docs/fp.md)::
 
-    align      unpack, order by magnitude, shift the smaller significand right into
-               guard/round/sticky bits, classify NaN/infinity
-    add        add or subtract the aligned significands
-    normalise  1-bit right shift on carry-out, or leading-zero left shift limited by
-               the exponent (gradual underflow)
+    order      order by magnitude, unpack, exponent difference (both differences in
+               parallel with the magnitude comparison), classify NaN/infinity
+    shift      shift the smaller significand right into guard/round bits; the sticky
+               bit from a thermometer mask of the shift, in parallel with the shifter
+    add        add or subtract the aligned significands; in parallel, a marker bit
+               that limits the normalisation shift to the exponent (gradual underflow)
+    count      leading-zero count (a tree) of the sum with the marker OR-ed in
+    normalise  1-bit right shift on carry-out, else left shift by the count
     round      round to nearest even on the packed exponent|mantissa, overflow to
                infinity, special-value and signed-zero selection
 
-``stages`` pipeline registers (1..4) cut this path; the result is always registered, so
-``latency == stages`` cycles and one addition enters per cycle.
+``stages`` pipeline registers (1..:data:`contract.spec.FP_ADDER_STAGES_MAX`) cut this
+path (:data:`STAGE_CUTS`); the result is always registered, so ``latency == stages``
+cycles and one addition enters per cycle.
 """
 
 from __future__ import annotations
@@ -26,35 +30,49 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from contract.spec import DEFAULT_CONFIG, FORMATS, ConfigError, FloatFormat
+from contract.spec import DEFAULT_CONFIG, FORMATS, FP_ADDER_STAGES_MAX, ConfigError, FloatFormat
 
-__all__ = ["FloatAdder", "STAGE_CUTS"]
+__all__ = ["FloatAdder", "STEPS", "STAGE_CUTS"]
 
 #: Extra low bits kept below the significand during alignment: guard, round, sticky.
 #: Three suffice: a left shift of 2 or more only happens when at most one bit was
 #: shifted out (exponent difference <= 1), so no sticky information is lost.
 _GRS = 3
 
+#: The combinational steps of one addition, in order (the output register follows the last).
+STEPS = ("order", "shift", "add", "count", "normalise", "round")
+
 #: For each supported number of stages: the steps *after which* a pipeline register
-#: sits, besides the output register that is always present. Chosen to balance the
-#: steps' logic depth (alignment shifter | adder | leading-zero count + shifter | round).
+#: sits, besides the output register after ``round`` that is always present. Chosen from
+#: the measured critical paths (docs/fp.md, "Pipeline registers and latency").
 STAGE_CUTS: dict[int, tuple[str, ...]] = {
     1: (),
     2: ("add",),
-    3: ("align", "add"),
-    4: ("align", "add", "normalise"),
+    3: ("order", "count"),
+    4: ("order", "shift", "count"),
+    5: ("order", "shift", "count", "normalise"),
+    6: ("order", "shift", "add", "count", "normalise"),
 }
+assert max(STAGE_CUTS) == FP_ADDER_STAGES_MAX and all(
+    len(c) == s - 1 and set(c) <= set(STEPS[:-1]) for s, c in STAGE_CUTS.items())
 
 
-def _leading_zeros(m: Module, value: Value, name: str) -> Signal:
-    """Number of leading zero bits of ``value`` (its width when it is zero)."""
+def _leading_zeros(value: Value) -> Value:
+    """Number of leading zero bits of ``value`` (its width when it is zero), as a
+    log-depth tree: ``value`` is padded at the low end with ones to a power of two, so
+    the padded word is never zero and its count saturates at ``len(value)``."""
     width = len(value)
-    lz = Signal(range(width + 1), name=name)
-    m.d.comb += lz.eq(width)
-    for i in range(width):           # ascending: the highest set bit is assigned last, wins
-        with m.If(value[i]):
-            m.d.comb += lz.eq(width - 1 - i)
-    return lz
+    k = max(1, (width - 1).bit_length())
+    padded = Cat(Const((1 << ((1 << k) - width)) - 1, (1 << k) - width), value)
+
+    def tree(v: Value) -> tuple[Value, Value]:      # (all zero, count if not all zero)
+        if len(v) == 1:
+            return ~v[0], Const(0, 0)
+        half = len(v) // 2
+        (z_hi, c_hi), (z_lo, c_lo) = tree(v[half:]), tree(v[:half])
+        return z_hi & z_lo, Mux(z_hi, Cat(c_lo, Const(1, 1)), Cat(c_hi, Const(0, 1)))
+
+    return tree(padded)[1]
 
 
 class FloatAdder(wiring.Component):
@@ -70,8 +88,9 @@ class FloatAdder(wiring.Component):
         ``"fp16"``, ``"bf16"`` or ``"fp32"`` (a key of :data:`contract.spec.FORMATS`);
         positional or keyword.
     stages : int
-        Keyword-only. Pipeline registers from inputs to result, 1..4 (default: the
-        spec's ``fp_adder_stages``); :data:`STAGE_CUTS` says where they sit.
+        Keyword-only. Pipeline registers from inputs to result,
+        1..:data:`contract.spec.FP_ADDER_STAGES_MAX` (default: the spec's
+        ``fp_adder_stages``); :data:`STAGE_CUTS` says where they sit.
 
     Attributes
     ----------
@@ -132,101 +151,133 @@ class FloatAdder(wiring.Component):
     # ---- datapath ------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
+        s = self._order(m)
+        s = self._shift(m, s)
+        s = self._add(m, s)
+        s = self._count(m, s)
+        s = self._normalise(m, s)
+        self._round(m, s)
+        return m
+
+    def _order(self, m: Module) -> dict[str, Signal]:
+        """Order by magnitude (``x`` the larger). Everything that does not need the order
+        (unpacking, both exponent differences, the specials, which are symmetric) is
+        computed from ``a`` and ``b`` in parallel with the comparison, which then only
+        drives the final selections."""
         f = self._fmt
         E, M, W = f.exp_bits, f.man_bits, f.width
-        P = M + 1                      # significand bits including the hidden bit
-        A = P + _GRS                   # aligned significand: P bits + guard/round/sticky
-        exp_ones = Const(f.exp_max, E)
-
-        # ---- align -----------------------------------------------------------------------
+        A = M + 1 + _GRS
         a, b = self.a, self.b
         # |a| vs |b|: IEEE encodings order by magnitude when read as unsigned integers.
         swap = Signal(name="swap")
         m.d.comb += swap.eq(b[:W - 1] > a[:W - 1])
-        x = Signal(W, name="x")        # larger magnitude
-        y = Signal(W, name="y")
-        m.d.comb += [x.eq(Mux(swap, b, a)), y.eq(Mux(swap, a, b))]
 
-        def unpack(v):
+        def unpack(v):                 # zero or subnormal: hidden bit 0, exponent 1
             exp, man = v[M:W - 1], v[:M]
-            sub = exp == 0             # zero or subnormal: hidden bit 0, exponent 1
-            return v[W - 1], Mux(sub, 1, exp), Cat(man, ~sub), exp == exp_ones, man != 0
+            top = exp == Const(f.exp_max, E)
+            return (v[W - 1], Mux(exp == 0, 1, exp), Cat(man, exp != 0),
+                    top & (man != 0), top & (man == 0))
 
-        xs, xe, xsig, x_top, x_man = unpack(x)
-        ys, ye, ysig, y_top, y_man = unpack(y)
-        eff_sub = xs ^ ys
-        x_nan, y_nan = x_top & x_man, y_top & y_man
-        x_inf, y_inf = x_top & ~x_man, y_top & ~y_man
+        (sa, ea, siga, nan_a, inf_a), (sb, eb, sigb, nan_b, inf_b) = unpack(a), unpack(b)
 
-        diff = Signal(E, name="exp_diff")
-        m.d.comb += diff.eq((xe - ye)[:E])           # >= 0 since |x| >= |y|
-        shift = Signal(range(A + 1), name="align_shift")
-        m.d.comb += shift.eq(Mux(diff > A, A, diff))  # beyond A everything is sticky
-        # y's significand (with 3 zero GRS bits) on top of A more bits that catch what
-        # the right shift pushes out; those become the sticky bit.
-        wide = Signal(2 * A, name="align_wide")
-        m.d.comb += wide.eq(Cat(Const(0, A + _GRS), ysig) >> shift)
-        y_al = Cat(wide[A] | wide[:A].any(), wide[A + 1:])
+        def clamped_diff(hi, lo, name):    # beyond A every bit of y is sticky
+            d = Signal(E + 1, name=name)
+            m.d.comb += d.eq(hi - lo)
+            return Mux(d > A, A, d[:E])
 
-        s1 = self._after(m, "align", {
+        shift = Signal(range(A + 1), name="align_shift")   # 0..A: the shifter's width
+        m.d.comb += shift.eq(Mux(swap, clamped_diff(eb, ea, "diff_ba"),
+                                 clamped_diff(ea, eb, "diff_ab")))
+        eff_sub = sa ^ sb
+        return self._after(m, "order", {
             "valid": self.valid,
-            "x": Cat(Const(0, _GRS), xsig),
-            "y": y_al,
-            "exp": xe,
-            "sign": xs,
-            "sub": eff_sub,
-            "nan": x_nan | y_nan | (x_inf & y_inf & eff_sub),
-            "inf": x_inf | y_inf,
+            "xsig": Mux(swap, sigb, siga), "ysig": Mux(swap, siga, sigb), "shift": shift,
+            "exp": Mux(swap, eb, ea), "sign": Mux(swap, sb, sa), "sub": eff_sub,
+            "nan": nan_a | nan_b | (inf_a & inf_b & eff_sub), "inf": inf_a | inf_b,
         })
 
-        # ---- add -------------------------------------------------------------------------
-        # Subtraction cannot go negative: x >= y (y's sticky bit never lifts it above x,
-        # whose GRS bits are zero and whose magnitude is strictly larger when bits were lost).
-        total = Mux(s1["sub"], (s1["x"] - s1["y"])[:A + 1], s1["x"] + s1["y"])
-        s2 = self._after(m, "add", {
-            "valid": s1["valid"], "sum": total, "exp": s1["exp"], "sign": s1["sign"],
-            "sub": s1["sub"], "nan": s1["nan"], "inf": s1["inf"],
+    def _shift(self, m: Module, s: dict[str, Signal]) -> dict[str, Signal]:
+        """Align ``y``: shift its significand (3 zero GRS bits appended) right; the lowest
+        bit is the OR of every bit at or below it (sticky), from a thermometer mask of the
+        shift in parallel with the shifter: ``ysig[i]`` lands at or below bit 0 iff
+        ``i + 3 <= shift``."""
+        P = self._fmt.man_bits + 1
+        A = P + _GRS
+        shifted = (Cat(Const(0, _GRS), s["ysig"]) >> s["shift"])[:A]
+        sticky = Cat(*((s["shift"] >= i + _GRS) & s["ysig"][i] for i in range(P))).any()
+        return self._after(m, "shift", {
+            "valid": s["valid"], "x": Cat(Const(0, _GRS), s["xsig"]),
+            "y": Cat(sticky, shifted[1:]), **self._keep(s, "exp", "sign", "sub", "nan", "inf"),
         })
 
-        # ---- normalise -------------------------------------------------------------------
-        z, e = s2["sum"], s2["exp"]
-        carry = z[A]
-        lz = _leading_zeros(m, z[:A], "norm_lz")
-        # Gradual underflow: never shift the exponent below 1 (the subnormal exponent).
-        lshift = Signal(range(A + 1), name="norm_lshift")
-        m.d.comb += lshift.eq(Mux(lz > e - 1, e - 1, lz))
+    def _add(self, m: Module, s: dict[str, Signal]) -> dict[str, Signal]:
+        """``x ± y`` (``A + 1`` bits, never negative: ``|x| >= |y|``, and when bits were
+        lost ``y``'s sticky bit cannot lift it above ``x``, whose GRS bits are zero). In
+        parallel: the marker bit at position ``A - exp`` (for ``exp <= A``) that stops the
+        leading-zero count at ``exp - 1``, so the result never goes below exponent 1."""
+        A = self._fmt.man_bits + 1 + _GRS
+        e = s["exp"]
+        total = Mux(s["sub"], (s["x"] - s["y"])[:A + 1], s["x"] + s["y"])
+        pos = Signal(range(A), name="norm_limit")
+        m.d.comb += pos.eq(A - e)                      # used only when 1 <= e <= A
+        marker = Mux(e <= A, (Const(1, A) << pos)[:A], 0)
+        return self._after(m, "add", {
+            "valid": s["valid"], "sum": total, "marker": marker,
+            **self._keep(s, "exp", "sign", "sub", "nan", "inf"),
+        })
+
+    def _count(self, m: Module, s: dict[str, Signal]) -> dict[str, Signal]:
+        """Left-shift amount ``min(leading zeros, exp - 1)`` = leading zeros of the sum
+        with the marker OR-ed in (tree count)."""
+        A = self._fmt.man_bits + 1 + _GRS
+        lz = Signal(range(A + 1), name="norm_lz")
+        m.d.comb += lz.eq(_leading_zeros(s["sum"][:A] | s["marker"]))
+        return self._after(m, "count", {
+            "valid": s["valid"], "sum": s["sum"], "lshift": lz,
+            **self._keep(s, "exp", "sign", "sub", "nan", "inf"),
+        })
+
+    def _normalise(self, m: Module, s: dict[str, Signal]) -> dict[str, Signal]:
+        """On carry-out one right shift (the bit shifted out joins the sticky bit) and
+        exponent + 1; else the left shift. Packs exponent|fraction and decides rounding."""
+        E, M = self._fmt.exp_bits, self._fmt.man_bits
+        A = M + 1 + _GRS
+        z, e, lshift = s["sum"], s["exp"], s["lshift"]
         norm = Signal(A, name="norm_sig")
         e_norm = Signal(E + 1, name="norm_exp")
-        with m.If(carry):
-            # one right shift; the bit shifted out joins the sticky bit
+        with m.If(z[A]):
             m.d.comb += [norm.eq(Cat(z[0] | z[1], z[2:A + 1])), e_norm.eq(e + 1)]
         with m.Else():
             m.d.comb += [norm.eq((z[:A] << lshift)[:A]), e_norm.eq(e - lshift)]
         hidden = norm[A - 1]
         guard, lsb = norm[_GRS - 1], norm[_GRS]
         sticky = norm[:_GRS - 1].any()
-        exact_zero = z == 0
-        s3 = self._after(m, "normalise", {
-            "valid": s2["valid"],
+        return self._after(m, "normalise", {
+            "valid": s["valid"],
             # exponent field: e_norm when normal; 0 for subnormals (then e_norm is 1)
             "packed": Cat(norm[_GRS:A - 1], Mux(hidden, e_norm, 0)),
             "round_up": guard & (sticky | lsb),
-            "sign": s2["sign"],
+            "sign": s["sign"],
             # RNE: an exact zero from opposite signs is +0 (else the larger's sign)
-            "pos_zero": exact_zero & s2["sub"],
-            "nan": s2["nan"], "inf": s2["inf"],
+            "pos_zero": (z == 0) & s["sub"],
+            "nan": s["nan"], "inf": s["inf"],
         })
 
-        # ---- round -----------------------------------------------------------------------
-        # Rounding up the packed exponent|mantissa carries a full mantissa into the
-        # exponent (and a subnormal into the smallest normal) by itself.
+    def _round(self, m: Module, s: dict[str, Signal]) -> None:
+        """Round up the packed exponent|mantissa: a full mantissa carries into the exponent
+        (and a subnormal into the smallest normal) by itself; all-ones exponent is
+        overflow. Specials override; the result register is always there."""
+        f = self._fmt
+        E, M, W = f.exp_bits, f.man_bits, f.width
         rounded = Signal(E + M + 2, name="round_packed")
-        m.d.comb += rounded.eq(s3["packed"] + s3["round_up"])
+        m.d.comb += rounded.eq(s["packed"] + s["round_up"])
         overflow = rounded[M:] >= f.exp_max
-        inf_bits = Cat(Const(0, M), exp_ones, s3["sign"])
-        result = Mux(s3["nan"], Const(f.canonical_nan, W),
-                     Mux(s3["inf"] | overflow, inf_bits,
-                         Cat(rounded[:E + M], s3["sign"] & ~s3["pos_zero"])))
+        inf_bits = Cat(Const(0, M), Const(f.exp_max, E), s["sign"])
+        result = Mux(s["nan"], Const(f.canonical_nan, W),
+                     Mux(s["inf"] | overflow, inf_bits,
+                         Cat(rounded[:E + M], s["sign"] & ~s["pos_zero"])))
+        m.d.sync += [self.result.eq(result), self.result_valid.eq(s["valid"])]
 
-        m.d.sync += [self.result.eq(result), self.result_valid.eq(s3["valid"])]
-        return m
+    @staticmethod
+    def _keep(s: dict[str, Signal], *keys: str) -> dict[str, Signal]:
+        return {k: s[k] for k in keys}

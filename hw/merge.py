@@ -50,6 +50,13 @@ class StreamMerge(wiring.Component):
         """The input streams ``i0 .. i{n-1}``, in index order."""
         return [getattr(self, f"i{k}") for k in range(self._n)]
 
+    # ---- design decision a broken variant overrides (verif/formal/mutants.py) ----------
+
+    def _holds_grant(self):
+        """Whether next cycle keeps this cycle's grant: ``o`` is presented and stalled
+        (the valid/ready rule: a presented payload stays until accepted)."""
+        return self.o.valid & ~self.o.ready
+
     def elaborate(self, platform):
         m = Module()
         ins = self.inputs()
@@ -71,7 +78,7 @@ class StreamMerge(wiring.Component):
                 m.d.comb += [self.o.valid.eq(s.valid), self.o.payload.eq(s.payload),
                              s.ready.eq(self.o.ready)]
         m.d.comb += self.grant.eq(pick)
-        m.d.sync += [hold.eq(self.o.valid & ~self.o.ready), held.eq(pick)]
+        m.d.sync += [hold.eq(self._holds_grant()), held.eq(pick)]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += last.eq(pick)
         return m

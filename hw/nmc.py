@@ -20,6 +20,12 @@ Nothing stalls after acceptance (the FloatAdder has no enable), so the only stal
 at ``req``: an UPDATE is held while an older UPDATE to the same line whose mask overlaps
 is still in ``s[0..L-2]`` (its sum is not computed yet), and a READ is held while the
 response FIFO has no free credit.
+
+Dependent UPDATEs run at one per L cycles, by design: the golden model rounds after
+every addition, in program order (``x_k = RNE(x_(k-1) + d_k)``), so each addition must
+start from the previous rounded sum; it is bypassed from the ALU output into the next
+operand the cycle it exists, the shortest loop an L-stage adder allows. Pre-combining
+or partial sums would change the rounding (docs/nmc.md, "Dependent UPDATEs").
 """
 
 from __future__ import annotations

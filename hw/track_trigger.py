@@ -25,8 +25,9 @@ from .component import T3Component
 from .csr import Csr
 from .dma import DmaEngine
 from .interfaces import CsrBus, MemoryPort
+from .mca_threshold import McaThresholdMeter
 from .merge import StreamMerge
-from .tracker import LANE_DMA, LANES, TrackerTable
+from .tracker import LANE_DMA, LANE_PRODUCER, LANES, TrackerTable
 
 __all__ = ["TrackTrigger"]
 
@@ -128,6 +129,7 @@ class TrackTrigger(T3Component):
         m.submodules.dma = dma = DmaEngine(cfg=cfg)
         m.submodules.csr = csr = Csr(cfg=cfg)
         m.submodules.egress_merge = em = StreamMerge(payload_shape=layouts.link_packet(cfg), n=2)
+        m.submodules.mca_meter = meter = McaThresholdMeter(cfg=cfg)
 
         connect(m, wiring.flipped(self.producer), amap.producer)
         connect(m, wiring.flipped(self.ingress), amap.ingress)
@@ -158,8 +160,16 @@ class TrackTrigger(T3Component):
             amap.enable.eq(ctrl.enable),
             amap.clear_counters.eq(pulse.clear_counters), trk.clear_counters.eq(pulse.clear_counters),
             dma.clear_counters.eq(pulse.clear_counters), trk.clear_history.eq(pulse.clear_history),
-            trk.policy.eq(ctrl.policy), trk.threshold.eq(ctrl.threshold),
+            trk.policy.eq(ctrl.policy), trk.threshold.eq(meter.threshold),
             trk.starve_limit.eq(ctrl.starve_limit), trk.queue_level.eq(self.queue_level),
+        ]
+        # the MCA threshold: programmed, or measured from the compute stream's intensity
+        m.d.comb += [
+            meter.window_log2.eq(ctrl.window_log2), meter.restart.eq(pulse.clear_counters),
+            meter.manual.eq(ctrl.threshold),
+            meter.compute_req.eq(trk.mem.valid & trk.mem.ready & (trk.mem_lane == LANE_PRODUCER)),
+            csr.status.threshold_used.eq(meter.threshold), csr.status.measured.eq(meter.measured),
+            csr.status.window_reqs.eq(meter.window_reqs),
         ]
         self._errors(m, csr, own_err, (amap, trk))
         self._status(m, csr, amap, trk, dma, kick_pending, kicks)
@@ -224,6 +234,9 @@ class TrackTrigger(T3Component):
             st.starved_grants.eq(trk.starved_grants), st.kicks.eq(kicks),
             st.comm_wait_max.eq(trk.comm_wait_max), st.kick_pending.eq(kick_pending),
             st.occupancy_peak.eq(occupancy_peak),
+            # the tracker table as a cache over its backing counters (hw/tracker_table.py)
+            st.tracker_hits.eq(trk.hits), st.tracker_misses.eq(trk.misses),
+            st.tracker_fills.eq(trk.fills), st.tracker_spills.eq(trk.spills),
         ]
 
 

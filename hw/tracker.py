@@ -1,60 +1,48 @@
-"""Tracker table: counts tracked memory requests per WF tile and fires complete tiles.
+"""Tracker: counts tracked memory requests per WF tile and fires complete tiles.
 
 Sits INLINE on the path to memory, at the entry of the memory-controller queue, so a
 counted update reaches memory before any DMA read of its tile (memory is program
 ordered). Three input lanes, each in order: ``req[0]`` producer (the compute stream),
 ``req[1]`` link arrivals and ``req[2]`` DMA reads (untracked; the communication stream).
-A lane stalled on a full table never blocks the others, whose requests may be exactly
-the ones that complete live tiles.
 
-Lane selection is the memory-controller arbitration (:class:`hw.arbiter.MemoryArbiter`):
-compute = lane 0, communication = lanes 1 and 2 merged round-robin; ``policy`` selects
-the plain round-robin baseline or T3-MCA (compute first; communication only while
-``queue_level`` < ``threshold``; after ``starve_limit`` cycles of waiting, always).
+Pipeline (docs/tracker.md "Pipeline"), one request per cycle:
 
-Per lane, a two-step geometry pipeline (``G1``: tile offsets = small multipliers; ``G2``:
-clipped tile size and threshold ``rows * row_lines * contribs``), then one shared lookup
-stage ``S`` that is also the ``mem`` output: the lane head presented on ``mem`` is looked
-up in the fully associative table (parallel compare of (phase, wf_id) against every live
-entry) and its count is updated in the same cycle the request is handed to memory, so
-back-to-back hits on one entry need no forwarding. When the count reaches the threshold,
-the fire event {wf_id, region, phase} is loaded into the ``fire`` register in that same
-cycle and the entry is freed; the DMA engine can only read the tile afterwards.
+* ``G1``, ``G2`` per lane: the tile's geometry (small multipliers: offsets, then the
+  clipped size, threshold ``rows * row_lines * contribs`` and first line ``origin``)
+  and its backing-counter index {origin, phase};
+* arbitration of the three G2 heads = the memory-controller arbitration
+  (:class:`hw.arbiter.MemoryArbiter`: compute = lane 0, communication = lanes 1 and 2
+  merged round-robin; ``policy`` plain round-robin or T3-MCA). The granted head's table
+  set is read in that cycle;
+* ``L``: the count table (:class:`hw.tracker_table.CountTable`): a set-associative cache
+  of per-tile counts over a backing counter SRAM. Compare the set's ways (with the
+  write-back of the cycle before forwarded), count, decide the fire, write back; a miss
+  reads the backing counter (one more cycle), a fill may spill a victim's count;
+* ``O``: the output register = ``mem``. A fire enters the fire queue (``fire``) when its
+  completing request is handed to memory, so the DMA reads the tile only after it.
 
-Entry format: ``valid`` (1) + key = ``phase`` (1) + ``wf_id`` (wf_id_bits) + ``count``
-(count_bits). The threshold is recomputed from the region registers for every request,
-so it is not stored. Table full and the head is a new key: that lane stalls (the other
-lane proceeds), counted in ``stall_cycles``.
+No request waits for a table entry (a miss evicts, nothing is lost), so the table cannot
+deadlock whatever the number of live tiles. The only wait is for a fire slot: a tracked
+head is granted only while the fire queue has a slot for every tracked request in L and
+O and for itself (``FIRE_SLOTS``), so L and O never wait on the DMA and the DMA lane's
+reads always pass.
 
 Errors (sticky, first offending key in ``err_key``; the flags are
 ``contract.errors.flags_of("tracker")``): ``tile_outside`` (wf_id's tile not in the
-region), ``threshold_zero`` (contribs of the phase is 0), ``count_over`` (count passed the
-threshold: only possible if the region changed under a live entry; the entry fires and
-is freed), ``refire`` (a new key equal to one of the last ``history`` fired keys),
-``overflow`` (the deadlock breaker sent a link request uncounted). Every such request is
-applied to memory; only the ``count_over`` one is counted.
-
-Code structure (each part one method, the lanes' heads typed as :class:`LaneHead`):
-
-* :meth:`TrackerTable._lane_front_end`: per lane, G1/G2 and the head's key;
-* :class:`_KeyCam`: the table: parallel lookup (hit vector, hit count), allocation of the
-  lowest free entry, count update / free on fire;
-* :meth:`TrackerTable._lane_head` (+ ``_refire``): per lane, the lookup stage: hit,
-  refire (held while the head waits), counted or not, table-full stall, completes,
-  ``can_go``;
-* :meth:`TrackerTable._select_lane`: the arbitration, giving the granted head
-  (:meth:`LaneHead.select`) and driving ``mem``;
-* :meth:`TrackerTable._fire` (+ :class:`_FiredKeys`): the fire register and the history;
-  ``_errors`` and ``_status``: the flags, counters, ``busy`` and the ``probe`` ports.
+region), ``threshold_zero`` (contribs of the phase is 0), ``counter_range`` (the tile's
+first line has no backing counter), ``count_over`` (count passed the threshold: only
+possible if the region changed under a live tile; the tile fires), ``refire`` (a new
+tile equal to one of the last ``history`` fired ones). Every such request is applied to
+memory; only the ``count_over`` one is counted.
 
 The design decisions that formal checks and tests break on purpose are small methods
-(``_completes``, ``_needs_fire_room``, ``_deadlock_breaker``): the broken variants are
+(``_completes``, ``_spill_count``, ``_fire_slot_free``): the broken variants are
 subclasses in verif/formal/mutants.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
@@ -65,22 +53,25 @@ from contract.spec import COUNTER_BITS, MCA_STARVE_BITS, ConfigError, T3Config
 
 from . import designs, layouts
 from .addrmap import Sticky, count_event, tile_step1, tile_step2
-from .layouts import fire_layout, regions_layout, tracked_request
 from .arbiter import MemoryArbiter
 from .component import T3Component
+from .layouts import fire_layout, regions_layout, tracked_request
 from .merge import StreamMerge
+from .tracker_table import CountTable, counter_index, set_index
 
 __all__ = ["TrackerTable", "TRACKER_ERRORS", "LANES", "LANE_PRODUCER", "LANE_LINK", "LANE_DMA",
-           "key_layout", "probe_signature", "LaneHead"]
+           "FIRE_SLOTS", "key_layout", "probe_signature"]
 
 #: the tracker's sticky error flags (``err``/``clear``): contract.errors.flags_of("tracker")
 TRACKER_ERRORS = layouts.error_flags("tracker")
 LANES = 3                     # producer, link arrivals, DMA reads
 LANE_PRODUCER, LANE_LINK, LANE_DMA = range(LANES)
+#: fire queue slots: one per tracked request in L and O, two for fires waiting for the DMA
+FIRE_SLOTS = 4
 
 
 def key_layout(cfg: T3Config) -> data.StructLayout:
-    """An entry's key: the tile (``wf_id``) and the phase (UPDATE 0 / STORE 1)."""
+    """A tile as software names it: ``wf_id`` and the phase (UPDATE 0 / STORE 1)."""
     return data.StructLayout({"wf_id": cfg.wf_id_bits, "phase": 1})
 
 
@@ -90,144 +81,95 @@ def probe_signature(cfg: T3Config) -> wiring.Signature:
     design never reads them; they are ports so that a renamed net cannot silently break
     a probe (tests/test_coverage.py checks every probed name in the generated Verilog)."""
     return wiring.Signature({
-        "stall": Out(LANES),             # bit k: lane k's head waits for a free entry
+        "stall": Out(LANES),             # bit k: lane k's tracked head waits for a fire slot
         "track": Out(1),                 # the request on `mem` is counted
-        "hit": Out(1),                   # ... and updates a live entry (not a new one)
-        "key": Out(key_layout(cfg)),     # ... of this key
+        "hit": Out(1),                   # ... and its tile was in the table
+        "spill": Out(1),                 # ... and it evicted a live tile (count spilled)
+        "key": Out(key_layout(cfg)),     # ... of this tile
     })
 
 
 @dataclass(frozen=True)
-class LaneHead:
-    """One lane's head request in the lookup stage S, as the lane selection and the
-    count/fire logic see it. Every field is one net of the tracker, named
-    ``<field>_l<lane>``; the copy of the lane on ``mem`` (:meth:`select`) ``sel_<field>``."""
-    g1_valid: Value       # G1 holds a request (the lane is busy)
-    valid: Value          # G2 holds a request: the head
-    req: data.View        # the head request (tracked_request)
-    key: data.View        # its key (key_layout)
-    hitvec: Value         # one-hot: the live entry holding the key
-    hit: Value            # the key is live
-    hit_count: Value      # that entry's count (0 on a miss)
-    refire: Value         # a new key among the last fired ones: applied uncounted
-    track: Value          # counted when handed to memory
-    thr: Value            # the tile's threshold
-    new: Value            # the entry's count after this request
-    completes: Value      # the request completes its tile: it fires
-    can_go: Value         # may be handed to memory this cycle
-    stall: Value          # waits for a free entry (table full, new key)
-
-    @classmethod
-    def named(cls, m: Module, lane: int, **values) -> "LaneHead":
-        """The head of lane ``lane``, every field a net (``<field>_l<lane>``)."""
-        return cls(**{name: _named(m, f"{name}_l{lane}", v) for name, v in values.items()})
-
-    @classmethod
-    def select(cls, m: Module, lane: Value, heads: list["LaneHead"]) -> "LaneHead":
-        """``heads[lane]``, field by field (nets ``sel_<field>``)."""
-        return cls(**{f.name: _named(m, f"sel_{f.name}", _pick(lane, [getattr(h, f.name)
-                                                                      for h in heads]))
-                      for f in fields(cls)})
-
-
-@dataclass(frozen=True)
 class _LaneFront:
-    """What a lane's front end (G1, G2) hands to the lookup stage."""
+    """What a lane's front end (G1, G2) holds for arbitration: its head."""
     g1_valid: Signal
     valid: Signal         # G2 holds the head
-    ready: Value          # G2 takes a new request this cycle (empty, or its head leaves)
     req: data.View
-    key: data.View
-    track: Signal         # tracked, the tile in its region, contribs != 0
+    track: Signal         # tracked, the tile in its region, contribs != 0, has a counter
     thr: Signal           # the tile's threshold
-    tile_outside: Value   # error events of the request moving G1 -> G2 ...
-    threshold_zero: Value
+    idx: Signal           # the tile's backing-counter index
+    events: dict          # error events of the request moving G1 -> G2 ...
     err_key: Value        # ... and its key (ERR_KEY)
 
 
-class _KeyCam:
-    """The table: ``valid`` + key + count per entry, compared in parallel (a CAM in
-    flip-flops), lowest free entry allocated."""
-
-    def __init__(self, m: Module, cfg: T3Config):
-        n = cfg.tracker_entries
-        self.valid = Signal(n, name="valid")
-        self.keys = [Signal(key_layout(cfg), name=f"key{i}") for i in range(n)]
-        self.counts = [Signal(cfg.count_bits, name=f"count{i}") for i in range(n)]
-        self.any_free = ~self.valid.all()
-        self.free_onehot = Signal(n, name="free_onehot")
-        m.d.comb += self.free_onehot.eq(~self.valid & (self.valid + 1))   # lowest clear bit
-        self._cfg = cfg
-
-    def lookup(self, m: Module, lane: int, key) -> tuple[Signal, Value, Signal]:
-        """(hit vector, hit, the hit entry's count or 0) of ``key``."""
-        n = self._cfg.tracker_entries
-        hitvec = Signal(n, name=f"hitvec{lane}")
-        m.d.comb += hitvec.eq(Cat(*(self.valid[i] & (self.keys[i] == key) for i in range(n))))
-        hit_count = Signal(self._cfg.count_bits, name=f"hit_count{lane}")
-        m.d.comb += hit_count.eq(_or_reduce([Mux(hitvec[i], self.counts[i], 0)
-                                             for i in range(n)]))
-        return hitvec, hitvec.any(), hit_count
-
-    def update(self, m: Module, h: LaneHead, xfer, fire_now, occupancy) -> None:
-        """Count the granted head ``h`` when it is handed to memory (``xfer``): the hit
-        entry takes the new count, or is freed when the head fires; a miss allocates the
-        lowest free entry (unless it fires at once: a tile of one request)."""
-        counted = xfer & h.track
-        alloc = counted & ~h.hit & ~fire_now
-        free = counted & h.hit & fire_now
-        for i in range(self._cfg.tracker_entries):
-            with m.If(counted & h.hitvec[i]):
-                with m.If(fire_now):
-                    m.d.sync += self.valid[i].eq(0)
-                with m.Else():
-                    m.d.sync += self.counts[i].eq(h.new)
-            with m.If(alloc & self.free_onehot[i]):
-                m.d.sync += [self.valid[i].eq(1), self.keys[i].eq(h.key),
-                             self.counts[i].eq(h.new)]
-        with m.If(alloc & ~free):
-            m.d.sync += occupancy.eq(occupancy + 1)
-        with m.If(free & ~alloc):
-            m.d.sync += occupancy.eq(occupancy - 1)
-
-
 class _FiredKeys:
-    """The last ``depth`` fired keys (newest first), for the ``refire`` check."""
+    """The counter indexes of the last ``depth`` fired tiles (newest first), for the
+    ``refire`` check."""
 
     def __init__(self, cfg: T3Config, depth: int):
         self.valid = Signal(depth, name="hist_v")
-        self.keys = [Signal(key_layout(cfg), name=f"hist{j}") for j in range(depth)]
+        self.keys = [Signal(cfg.tracker_counter_index_bits, name=f"hist{j}") for j in range(depth)]
 
-    def recent(self, key) -> Value:
-        """``key`` is one of the remembered keys."""
-        return Cat(*(self.valid[j] & (self.keys[j] == key) for j in range(len(self.keys)))).any()
+    def recent(self, idx) -> Value:
+        """``idx`` is one of the remembered ones."""
+        return Cat(*(self.valid[j] & (self.keys[j] == idx) for j in range(len(self.keys)))).any()
 
-    def push(self, m: Module, key) -> None:
-        """Remember ``key`` (under the caller's condition); the oldest is forgotten."""
-        m.d.sync += [self.valid.eq(Cat(1, self.valid[:-1])), self.keys[0].eq(key)]
+    def push(self, m: Module, idx) -> None:
+        """Remember ``idx`` (under the caller's condition); the oldest is forgotten."""
+        m.d.sync += [self.valid.eq(Cat(1, self.valid[:-1])), self.keys[0].eq(idx)]
         m.d.sync += [self.keys[j].eq(self.keys[j - 1]) for j in range(1, len(self.keys))]
+
+
+class _FireQueue:
+    """The fire queue: ``depth`` registers, the head in slot 0; a pop shifts every slot
+    down, a push fills the lowest empty slot after the shift. The head changes only when
+    it is taken (the stream rule holds from any state, which keeps it k-inductive)."""
+
+    def __init__(self, m: Module, cfg: T3Config, depth: int, out):
+        self.valid = Signal(depth, name="fireq_v")
+        self.slots = [Signal(fire_layout(cfg), name=f"fireq{j}") for j in range(depth)]
+        self.level = Signal(range(depth + 1), name="fireq_level")
+        m.d.comb += self.level.eq(sum(self.valid[j] for j in range(depth)))
+        m.d.comb += [out.valid.eq(self.valid[0]), out.payload.eq(self.slots[0])]
+        self._m, self._out = m, out
+
+    def push(self, push, value) -> None:
+        """Push ``value`` when ``push`` (the caller reserved a slot)."""
+        m, depth = self._m, len(self.slots)
+        pop = self._out.valid & self._out.ready
+        valid = Mux(pop, self.valid >> 1, self.valid)
+        slots = [Mux(pop, self.slots[j + 1], self.slots[j]) if j + 1 < depth else
+                 Mux(pop, 0, self.slots[j]) for j in range(depth)]
+        m.d.sync += [self.valid.eq(valid)] + [s.eq(v) for s, v in zip(self.slots, slots)]
+        free = ~valid
+        for j in reversed(range(depth)):
+            with m.If(push & free[j] & ((free & ((1 << j) - 1)) == 0)):
+                m.d.sync += [self.valid[j].eq(1), self.slots[j].eq(value)]
 
 
 class TrackerTable(T3Component):
     """The tracker: counts tracked memory requests per WF tile and fires complete tiles
     (docs/tracker.md; the structure is in the module doc).
 
-    Three input lanes, each in order, share one table and one ``mem`` output; a lane
-    whose head needs a new entry while the table is full stalls without blocking the
-    others. A request is counted in the cycle it is handed to memory, and the request
-    that completes its tile loads ``fire`` in that same cycle.
+    Three input lanes, each in order, share one pipeline and one ``mem`` output. The
+    counts live in a backing counter store, cached in a set-associative table: any
+    number of tiles may be live. A request's tile is counted in stage L; the request is
+    handed to memory from the output register after it, and the request that completes
+    its tile pushes ``fire`` in that cycle.
 
-    Latency (no stall): :data:`contract.latency.TRACKER` (2) cycles from acceptance on
-    ``req[k]`` to ``mem.valid``; :data:`contract.latency.TRACKER_FIRE` (3) from acceptance
-    of the completing request to ``fire.valid``. One request per cycle in total.
+    Latency (no stall, a table hit): :data:`contract.latency.TRACKER` (4) cycles from
+    acceptance on ``req[k]`` to ``mem.valid``; :data:`contract.latency.TRACKER_FIRE` (5)
+    from acceptance of the completing request to ``fire.valid``; a miss adds
+    :data:`contract.latency.TRACKER_MISS` (1). One request per cycle in total.
 
     Parameters
     ----------
     cfg : T3Config
-        ``tracker_entries``, ``wf_outer_bits``/``wf_inner_bits`` (the key), ``count_bits``,
-        ``regions``, ``mem_queue_depth`` (the arbitration levels) and the request layout.
+        ``tracker_entries``/``tracker_ways`` (the table), ``tracker_counters`` (the
+        backing store), ``count_bits``, ``wf_outer_bits``/``wf_inner_bits``, ``regions``,
+        ``mem_queue_depth`` (the arbitration levels) and the request layout.
     history : int
-        Fired keys remembered for the ``refire`` check, 1..64 (default 8).
+        Fired tiles remembered for the ``refire`` check, 1..64 (default 8).
 
     Attributes
     ----------
@@ -240,16 +182,15 @@ class TrackerTable(T3Component):
         The lane of the request on ``mem`` (``LANE_*``), valid with ``mem.valid``.
     fire : Out(stream.Signature(fire_layout(cfg)))
         ``{wf_id, region, phase}`` of each completed tile, once, after its last request
-        was handed to ``mem`` (a one-entry register; only a completing request waits
-        for its room).
+        was handed to ``mem`` (a queue of :data:`FIRE_SLOTS`).
     regions : In(regions_layout(cfg))
         The region registers: tile geometry and contribs per phase give the threshold.
     policy : In(1)
-        Memory-controller arbitration policy (:class:`hw.arbiter.Policy`): compute =
-        lane 0, communication = lanes 1 and 2 merged round-robin.
+        Memory-controller arbitration policy (:class:`hw.arbiter.Policy`).
     queue_level, threshold : In(range(mem_queue_depth + 1)) each
         The memory queue's occupancy, and the MCA threshold below which communication
-        may issue (:class:`hw.arbiter.MemoryArbiter`).
+        may issue (:class:`hw.arbiter.MemoryArbiter`; compared when a head is granted,
+        up to two requests before they reach ``mem``).
     starve_limit : In(MCA_STARVE_BITS)
         MCA: cycles after which a waiting communication request goes first.
     comm_wait_max : Out(MCA_STARVE_BITS + 1)
@@ -263,19 +204,24 @@ class TrackerTable(T3Component):
     err_key : Out(StructLayout({"wf_id", "phase", "region"}))
         The key of the first error raised while every flag was clear.
     clear_history : In(1)
-        Forget the fired keys (between GEMMs that reuse WF ids).
+        Forget the fired tiles (between GEMMs that reuse WF ids).
     occupancy : Out(range(tracker_entries + 1))
-        Live entries.
+        Valid ways of the table (tiles cached; more may be live in the backing store).
     busy : Out(1)
-        A request is in a lane's pipeline or a fire waits.
-    tracked_reqs, fires, stall_cycles : Out(COUNTER_BITS) each
-        Counted requests, fired tiles, cycles in which some lane stalled on a full
-        table (wrapping).
+        A request is in the pipeline or a fire waits.
+    tracked_reqs, fires : Out(COUNTER_BITS) each
+        Counted requests and fired tiles, counted when handed to ``mem`` (wrapping).
+    hits, misses, fills, spills : Out(COUNTER_BITS) each
+        Table lookups of tracked requests that found their tile / did not (each miss
+        reads the backing store once); misses that took a way; fills that evicted a live
+        tile (its count written to the backing store). Counted in L (wrapping).
+    stall_cycles : Out(COUNTER_BITS)
+        Cycles in which some lane's tracked head waited for a fire slot (the DMA is
+        behind), wrapping.
     clear_counters : In(1)
-        Zero the three counters (wins over a count in the same cycle).
+        Zero the counters (wins over a count in the same cycle).
     probe : Out(probe_signature(cfg))
-        Coverage probes (not used by the design): ``stall`` per lane; ``track``,
-        ``hit`` and ``key`` of the request on ``mem``.
+        Coverage probes (not used by the design).
     """
 
     def __init__(self, *, cfg: T3Config, history: int = 8):
@@ -296,9 +242,7 @@ class TrackerTable(T3Component):
                                               "region": cfg.region_bits})),
             "occupancy": Out(range(cfg.tracker_entries + 1)),
             "busy": Out(1),
-            "tracked_reqs": Out(COUNTER_BITS),
-            "fires": Out(COUNTER_BITS),
-            "stall_cycles": Out(COUNTER_BITS),
+            **{name: Out(COUNTER_BITS) for name in self.COUNTERS},
             "policy": In(1),
             "queue_level": In(range(cfg.mem_queue_depth + 1)),
             "threshold": In(range(cfg.mem_queue_depth + 1)),
@@ -309,9 +253,12 @@ class TrackerTable(T3Component):
             "probe": Out(probe_signature(cfg)),
         })
 
+    #: the event counters (output ports of COUNTER_BITS)
+    COUNTERS = ("tracked_reqs", "fires", "stall_cycles", "hits", "misses", "fills", "spills")
+
     @property
     def history(self) -> int:
-        """Fired keys remembered for the ``refire`` check."""
+        """Fired tiles remembered for the ``refire`` check."""
         return self._history
 
     @property
@@ -320,18 +267,24 @@ class TrackerTable(T3Component):
 
     @property
     def entry_bits(self) -> int:
-        """Bits per entry: valid + phase + wf_id + count."""
-        return 1 + 1 + self.cfg.wf_id_bits + self.cfg.count_bits
+        """Bits per table entry (way): valid + counter index + count."""
+        return 1 + self.cfg.tracker_counter_index_bits + self.cfg.count_bits
 
     @property
     def storage_bits(self) -> int:
-        """Bits of table state (entries x entry_bits); the fired-key history and the
-        pipeline registers are not included."""
+        """Bits of table state (entries x entry_bits); the backing store
+        (:attr:`backing_bits`), the fired-key history and the pipeline registers are not
+        included."""
         return self.entries * self.entry_bits
 
     @property
+    def backing_bits(self) -> int:
+        """Bits of the backing counter SRAM (counters x count_bits)."""
+        return self.cfg.tracker_counter_slots * self.cfg.count_bits
+
+    @property
     def latency(self) -> int:
-        """Cycles from a request's acceptance on ``req`` to ``mem.valid`` (no stall)."""
+        """Cycles from a request's acceptance on ``req`` to ``mem.valid`` (hit, no stall)."""
         return latency.TRACKER
 
     @property
@@ -339,59 +292,57 @@ class TrackerTable(T3Component):
         """Cycles from acceptance of the completing request to ``fire.valid``."""
         return latency.TRACKER_FIRE
 
+    @property
+    def miss_latency(self) -> int:
+        """Extra cycles of a table miss (the backing counter read)."""
+        return latency.TRACKER_MISS
+
     # ---- design decisions a broken variant overrides (verif/formal/mutants.py) ---------
 
     def _completes(self, count_after, threshold) -> Value:
-        """The request completes its tile: the entry's count after it reaches the tile's
+        """The request completes its tile: the count after it reaches the tile's
         threshold (``>=``: a count past it, after the region was reprogrammed under a live
-        entry, fires too and raises ``count_over``)."""
+        tile, fires too and raises ``count_over``)."""
         return count_after >= threshold
 
-    def _needs_fire_room(self, completes) -> Value:
-        """A counted request waits for room in the fire register only if it fires: one
-        that does not complete its tile must never wait on the DMA (making every tracked
-        request wait closed a wait cycle around the 4-device ring: each DMA queue full,
-        each DMA waiting on its link, each link on a tracker whose non-completing head
-        waited for fire room)."""
-        return completes
+    def _spill_count(self, count) -> Value:
+        """The value an evicted way writes to its backing counter: its count."""
+        return count
 
-    def _deadlock_breaker(self, producer_stall, link_stall) -> Value:
-        """Send the link head to memory uncounted (and raise ``overflow``): the table is
-        full and both the producer and the link heads need a new entry. The live tiles
-        wait for requests queued behind those heads, so nothing could ever move; the
-        link head's tile will not fire (software must size the table or recover)."""
-        return producer_stall & link_stall
+    def _fire_slot_free(self, reserved) -> Value:
+        """A tracked head may be granted: the fire queue has a slot for it besides the
+        ``reserved`` ones (fires queued + tracked requests in L and O), so a fire is
+        never pushed into a full queue and L and O never wait for the DMA."""
+        return reserved < FIRE_SLOTS
 
     # ---- hardware -------------------------------------------------------------------
 
     def elaborate(self, platform):
         m = Module()
-        cam = _KeyCam(m, self.cfg)
-        fired_keys = _FiredKeys(self.cfg, self._history)
-        fire_valid = Signal()
-        fire_room = ~fire_valid | self.fire.ready
-        sel = Signal(range(LANES))       # the lane of the request on `mem`
-        xfer = Signal()                  # ... and it is taken this cycle
-        fronts = [self._lane_front_end(m, k, taken=xfer & (sel == k)) for k in range(LANES)]
-        breaker = Signal()
-        heads = [self._lane_head(m, k, fronts[k], cam, fired_keys, fire_room,
-                                 uncounted=breaker if k == LANE_LINK else None)
-                 for k in range(LANES)]
-        m.d.comb += breaker.eq(self._deadlock_breaker(heads[LANE_PRODUCER].stall,
-                                                      heads[LANE_LINK].stall))
-        granted = self._select_lane(m, heads, sel, xfer)
-        fire_now = self._fire(m, granted, xfer, fire_valid, fired_keys)
-        cam.update(m, granted, xfer, fire_now, self.occupancy)
-        self._errors(m, fronts, granted, over=xfer & granted.track & (granted.new > granted.thr),
-                     refire=xfer & granted.refire, overflow=xfer & (sel == LANE_LINK) & breaker)
-        self._status(m, heads, granted, xfer, fire_now, fire_valid)
+        cfg = self.cfg
+        fired = _FiredKeys(cfg, self._history)
+        table = CountTable(m, cfg, completes=self._completes, spill_value=self._spill_count,
+                           recent=fired.recent)
+        fire_q = _FireQueue(m, cfg, FIRE_SLOTS, self.fire)
+        sel = Signal(range(LANES))        # the granted lane
+        admit = Signal()                  # ... enters L this cycle
+        fronts = [self._lane_front_end(m, k, taken=admit & (sel == k)) for k in range(LANES)]
+        l_st, o_st = _Stage.create(m, cfg, "l"), _Stage.create(m, cfg, "o")
+        reserved = fire_q.level + (l_st.valid & l_st.track) + (o_st.valid & o_st.fire)
+        slot_free = _named(m, "fire_slot_free", self._fire_slot_free(reserved))
+        granted = self._select_lane(m, fronts, slot_free, sel, admit)
+        lk, leave = self._lookup(m, table, fired, l_st, o_st, granted, admit)
+        self._output(m, o_st, fire_q)
+        self._errors(m, fronts, l_st, lk, leave)
+        self._status(m, fronts, slot_free, l_st, o_st, lk, leave, fire_q)
         return m
 
     def _lane_front_end(self, m: Module, k: int, *, taken) -> _LaneFront:
         """Lane ``k``'s geometry pipeline: G1 = the tile's offsets in its region (small
-        multipliers), G2 = the clipped tile size and threshold ``rows * row_lines *
-        contribs`` (both from hw.addrmap's tile_step1/2, the formulas of
-        contract.program.Region.tile). G2 holds the lane's head until ``taken``."""
+        multipliers), G2 = the clipped tile size, threshold ``rows * row_lines *
+        contribs`` and the backing-counter index of the tile's first line (hw.addrmap's
+        tile_step1/2, the formulas of contract.program.Region.tile). G2 holds the lane's
+        head until ``taken``."""
         cfg = self.cfg
         src = self.req[k]
         g1_v, g2_v = Signal(name=f"g1_v{k}"), Signal(name=f"g2_v{k}")
@@ -402,6 +353,7 @@ class TrackerTable(T3Component):
         g1_off_i = Signal(cfg.wf_inner_bits + cfg.count_bits, name=f"g1_off_i{k}")
         g2_track = Signal(name=f"g2_track{k}")
         g2_thr = Signal(2 * cfg.count_bits + spec.CONTRIB_BITS, name=f"g2_thr{k}")
+        g2_idx = Signal(cfg.tracker_counter_index_bits, name=f"g2_idx{k}")
         g2_ready = ~g2_v | taken
         g1_ready = ~g1_v | g2_ready
         m.d.comb += src.ready.eq(g1_ready)
@@ -415,74 +367,34 @@ class TrackerTable(T3Component):
             m.d.sync += [g1_v.eq(1), g1.eq(src.payload), g1_ge.eq(s1["ge"]),
                          g1_off_o.eq(s1["off_o"]), g1_off_i.eq(s1["off_i"])]
         advance = g1_v & g2_ready
+        events = {}
         with m.If(advance):
             reg = self.regions[g1.region]
             s2 = tile_step2(m, cfg, reg, {"ge": g1_ge, "off_o": g1_off_o, "off_i": g1_off_i})
             contribs = Mux(g1.phase, reg.store_contribs, reg.update_contribs)
-            m.d.sync += [g2_v.eq(1), g2.eq(g1),
-                         g2_track.eq(g1.tracked & s2["inside"] & (contribs != 0)),
+            idx, in_range = counter_index(cfg, s2["origin"], g1.phase)
+            counts = g1.tracked & s2["inside"] & (contribs != 0)
+            m.d.sync += [g2_v.eq(1), g2.eq(g1), g2_track.eq(counts & in_range), g2_idx.eq(idx),
                          g2_thr.eq(s2["rows"] * s2["row_lines"] * contribs)]
-            tile_outside = advance & g1.tracked & ~s2["inside"]
-            threshold_zero = advance & g1.tracked & s2["inside"] & (contribs == 0)
-        key = Signal(key_layout(cfg), name=f"key_l{k}")
-        m.d.comb += key.eq(Cat(g2.wf_id, g2.phase))
-        return _LaneFront(g1_valid=g1_v, valid=g2_v, ready=g2_ready, req=g2, key=key,
-                          track=g2_track, thr=g2_thr, tile_outside=tile_outside,
-                          threshold_zero=threshold_zero,
+            events = {"tile_outside": advance & g1.tracked & ~s2["inside"],
+                      "threshold_zero": advance & g1.tracked & s2["inside"] & (contribs == 0),
+                      "counter_range": advance & counts & ~in_range}
+        return _LaneFront(g1_valid=g1_v, valid=g2_v, req=g2, track=g2_track, thr=g2_thr,
+                          idx=g2_idx, events=events,
                           err_key=Cat(g1.wf_id, g1.phase, g1.region))
 
-    def _lane_head(self, m: Module, k: int, front: _LaneFront, cam: _KeyCam,
-                   fired_keys: _FiredKeys, fire_room, *, uncounted) -> LaneHead:
-        """Lane ``k``'s head in the lookup stage: its key looked up in the table, whether
-        it is counted, and whether it may go to memory this cycle (``can_go``). Every
-        lane's head is looked up every cycle, so a head that must wait (a miss on a full
-        table) yields to the other lanes at once; only the granted one updates the table.
-        ``uncounted`` (the deadlock breaker, link lane only) sends the head uncounted."""
-        cfg = self.cfg
-        hitvec, hit, hit_count = cam.lookup(m, k, front.key)
-        refire = self._refire(m, k, front, hit, fired_keys.recent(front.key))
-        track = front.track & ~refire
-        stall = front.valid & track & ~hit & ~cam.any_free
-        if uncounted is not None:
-            track = track & ~uncounted
-        new = Signal(cfg.count_bits + 1, name=f"new_l{k}")      # count after this one
-        m.d.comb += new.eq(Mux(hit, hit_count, 0) + 1)
-        completes = _named(m, f"completes_l{k}", self._completes(new, front.thr))
-        can_go = Signal(name=f"can_go{k}")
-        m.d.comb += can_go.eq(front.valid & (~track | ((hit | cam.any_free)
-                                                       & (~self._needs_fire_room(completes)
-                                                          | fire_room))))
-        return LaneHead.named(m, k, g1_valid=front.g1_valid, valid=front.valid, req=front.req,
-                              key=front.key, hitvec=hitvec, hit=hit, hit_count=hit_count,
-                              refire=refire, track=track, thr=front.thr, new=new,
-                              completes=completes, can_go=can_go, stall=stall)
-
-    def _refire(self, m: Module, k: int, front: _LaneFront, hit, recent) -> Value:
-        """The head is a new key that fired recently: applied uncounted (``refire``). A
-        head once seen as a refire stays one until it leaves (``refire_hold``): the
-        history can shift (fires) or be cleared (CMD.clear_history) while it waits, and
-        a presented request must not turn into one that needs a free entry (its valid
-        would drop: found by verif/formal/streams.py)."""
-        hold = Signal(name=f"refire_hold{k}")
-        refire = front.track & ~hit & (recent | hold)
-        with m.If(front.ready):
-            m.d.sync += hold.eq(0)
-        with m.Elif(refire):
-            m.d.sync += hold.eq(1)
-        return refire
-
-    def _select_lane(self, m: Module, heads: list[LaneHead], sel: Signal, xfer: Signal) -> LaneHead:
-        """The memory-controller arbitration: each lane head is a stream (valid =
-        ``can_go``); compute = the producer lane, communication = the link and DMA lanes
-        merged round-robin; the MemoryArbiter picks one and holds a stalled grant. The
-        lane index travels with the request through the merge and the arbiter, so ``sel``
-        (and ``mem_lane``) is held with a presented grant like the payload itself.
-        Drives ``sel`` and ``xfer`` (the request on ``mem`` is taken); returns its head."""
+    def _select_lane(self, m: Module, fronts: list[_LaneFront], slot_free, sel: Signal,
+                     admit: Signal) -> dict:
+        """The memory-controller arbitration of the G2 heads: a head may be granted
+        unless it is tracked and no fire slot is free; compute = the producer lane,
+        communication = the link and DMA lanes merged round-robin; the MemoryArbiter
+        picks one and holds a grant L cannot take yet. Drives ``sel`` (the granted lane)
+        and returns the granted head's fields (``req``, ``track``, ``thr``, ``idx``)."""
         cfg = self.cfg
         lane_req = data.StructLayout({"req": tracked_request(cfg), "lane": range(LANES)})
         lane_streams = [stream.Signature(lane_req).create() for _ in range(LANES)]
-        for k, (ls, hd) in enumerate(zip(lane_streams, heads)):
-            m.d.comb += [ls.valid.eq(hd.can_go), ls.payload.req.eq(hd.req),
+        for k, (ls, f) in enumerate(zip(lane_streams, fronts)):
+            m.d.comb += [ls.valid.eq(f.valid & (~f.track | slot_free)), ls.payload.req.eq(f.req),
                          ls.payload.lane.eq(k)]
         m.submodules.comm_merge = cm = StreamMerge(payload_shape=lane_req, n=LANES - 1)
         m.submodules.arbiter = arb = MemoryArbiter(
@@ -495,67 +407,118 @@ class TrackerTable(T3Component):
                      arb.threshold.eq(self.threshold), arb.starve_limit.eq(self.starve_limit),
                      self.comm_wait_max.eq(arb.comm_wait_max),
                      self.starved_grants.eq(arb.starved_grants)]
-        m.d.comb += sel.eq(arb.out.payload.lane)
-        granted = arb.out.payload.req
-        m.d.comb += [self.mem.valid.eq(arb.out.valid), arb.out.ready.eq(self.mem.ready),
-                     self.mem.payload.eq(granted.mem),
-                     self.mem_lane.eq(sel)]
-        m.d.comb += xfer.eq(self.mem.valid & self.mem.ready)
-        return LaneHead.select(m, sel, heads)
+        m.d.comb += [sel.eq(arb.out.payload.lane), admit.eq(arb.out.valid & arb.out.ready)]
+        self._arb_out = arb.out
+        return {"req": arb.out.payload.req, "lane": sel,
+                **{name: _named(m, f"sel_{name}", _pick(sel, [getattr(f, name) for f in fronts]))
+                   for name in ("track", "thr", "idx")}}
 
-    def _fire(self, m: Module, h: LaneHead, xfer, fire_valid: Signal,
-              fired_keys: _FiredKeys) -> Value:
-        """The fire register: loaded by the granted head ``h`` when it completes its tile
-        in the cycle it is handed to memory (so the DMA reads the tile only after it), and
-        emptied by ``fire.ready``; the fired key enters the history. Returns the fire."""
-        m.d.comb += self.fire.valid.eq(fire_valid)
-        with m.If(self.fire.valid & self.fire.ready):
-            m.d.sync += fire_valid.eq(0)
-        fire_now = xfer & h.track & h.completes
-        with m.If(fire_now):
-            m.d.sync += [fire_valid.eq(1), self.fire.payload.wf_id.eq(h.req.wf_id),
-                         self.fire.payload.region.eq(h.req.region),
-                         self.fire.payload.phase.eq(h.req.phase)]
-            fired_keys.push(m, h.key)
+    def _lookup(self, m: Module, table: CountTable, fired: _FiredKeys, l_st: "_Stage",
+                o_st: "_Stage", granted: dict, admit) -> tuple:
+        """Stage L: takes the granted head (reading its set), decides hit/miss/count/fire
+        (CountTable), writes back and moves the request to O when O is free. Returns the
+        decision and ``leave`` (L's request moves to O this cycle)."""
+        cfg = self.cfg
+        o_free = ~o_st.valid | self.mem.ready
+        set_addr = set_index(cfg, granted["idx"])
+        l_set = Signal.like(set_addr, name="l_set")
+        table.read(m, set_addr, admit)
+        lk, victim = table.decide(m, valid=l_st.valid, track=l_st.track, idx=l_st.idx,
+                                  thr=l_st.thr)
+        leave = _named(m, "l_leave", lk.resolved & o_free)
+        m.d.comb += self._arb_out.ready.eq(~l_st.valid | leave)
+        table.write_back(m, lk, victim, leave=leave, set_addr=l_set, idx=l_st.idx,
+                         occupancy=self.occupancy)
+        with m.If(leave & lk.fire):
+            fired.push(m, l_st.idx)
         with m.If(self.clear_history):
-            m.d.sync += fired_keys.valid.eq(0)
-        return fire_now
+            m.d.sync += fired.valid.eq(0)
+        with m.If(leave):
+            m.d.sync += l_st.valid.eq(0)
+            o_st.load(m, l_st, track=lk.counted, fire=lk.fire, hit=lk.hit, spill=lk.spill)
+        with m.Elif(o_st.valid & self.mem.ready):
+            m.d.sync += o_st.valid.eq(0)
+        with m.If(admit):
+            m.d.sync += [l_st.valid.eq(1), l_st.req.eq(granted["req"]), l_st.lane.eq(granted["lane"]),
+                         l_st.track.eq(granted["track"]), l_st.thr.eq(granted["thr"]),
+                         l_st.idx.eq(granted["idx"]), l_set.eq(set_addr)]
+        return lk, leave
 
-    def _errors(self, m: Module, fronts: list[_LaneFront], h: LaneHead, *, over, refire,
-                overflow) -> None:
-        """The sticky error flags and ERR_KEY: the first error's key; the lookup stage's
-        (``h``, the head on ``mem``) wins over the lanes' G2 entries of the same cycle."""
+    def _output(self, m: Module, o: "_Stage", fire_q: _FireQueue) -> None:
+        """Stage O drives ``mem``; the completing request pushes its fire when it is
+        handed to memory (a slot was reserved for it when it was granted)."""
+        xfer = self.mem.valid & self.mem.ready
+        m.d.comb += [self.mem.valid.eq(o.valid), self.mem.payload.eq(o.req.mem),
+                     self.mem_lane.eq(o.lane)]
+        fire = Signal(fire_layout(self.cfg), name="o_fire_payload")
+        m.d.comb += [fire.wf_id.eq(o.req.wf_id), fire.region.eq(o.req.region),
+                     fire.phase.eq(o.req.phase)]
+        fire_q.push(xfer & o.fire, fire)
+
+    def _errors(self, m: Module, fronts: list[_LaneFront], l_st: "_Stage", lk, leave) -> None:
+        """The sticky error flags and ERR_KEY: the first error's key; L's (the request
+        leaving L) wins over the lanes' G2 entries of the same cycle."""
         events = {name: Signal(name=f"ev_{name}") for name in TRACKER_ERRORS.members}
         detail = Signal.like(self.err_key)
-        for front in fronts:
-            with m.If(front.tile_outside | front.threshold_zero):
-                m.d.comb += detail.eq(front.err_key)
-        m.d.comb += [events["tile_outside"].eq(Cat(*(f.tile_outside for f in fronts)).any()),
-                     events["threshold_zero"].eq(Cat(*(f.threshold_zero for f in fronts)).any()),
-                     events["count_over"].eq(over), events["refire"].eq(refire),
-                     events["overflow"].eq(overflow)]
-        with m.If(over | refire | overflow):
-            m.d.comb += detail.eq(Cat(h.req.wf_id, h.req.phase, h.req.region))
+        front_ev = ("tile_outside", "threshold_zero", "counter_range")
+        for f in fronts:
+            with m.If(Cat(*(f.events[n] for n in front_ev)).any()):
+                m.d.comb += detail.eq(f.err_key)
+        for n in front_ev:
+            m.d.comb += events[n].eq(Cat(*(f.events[n] for f in fronts)).any())
+        over, refire = leave & lk.over, leave & lk.refire
+        m.d.comb += [events["count_over"].eq(over), events["refire"].eq(refire)]
+        with m.If(over | refire):
+            m.d.comb += detail.eq(Cat(l_st.req.wf_id, l_st.req.phase, l_st.req.region))
         Sticky(m, self.err, self.err_key, clear=self.clear, events=events, detail_value=detail)
 
-    def _status(self, m: Module, heads: list[LaneHead], h: LaneHead, xfer, fire_now,
-                fire_valid) -> None:
+    def _status(self, m: Module, fronts, slot_free, l_st, o_st, lk, leave, fire_q) -> None:
         """Event counters, ``busy`` and the coverage probes."""
-        stalls = Cat(*(hd.stall for hd in heads))
-        count_event(m, self.tracked_reqs, xfer & h.track, self.clear_counters)
-        count_event(m, self.fires, fire_now, self.clear_counters)
-        count_event(m, self.stall_cycles, stalls.any(), self.clear_counters)
-        m.d.comb += self.busy.eq(fire_valid | Cat(*(hd.valid | hd.g1_valid for hd in heads)).any())
-        m.d.comb += [self.probe.stall.eq(stalls), self.probe.track.eq(h.track),
-                     self.probe.hit.eq(h.hit), self.probe.key.eq(h.key)]
+        xfer = self.mem.valid & self.mem.ready
+        stalls = Cat(*(f.valid & f.track & ~slot_free for f in fronts))
+        clr = self.clear_counters
+        for name, event in (("tracked_reqs", xfer & o_st.track), ("fires", xfer & o_st.fire),
+                            ("stall_cycles", stalls.any()), ("hits", leave & lk.hit),
+                            ("misses", leave & lk.miss), ("fills", leave & lk.fill),
+                            ("spills", leave & lk.spill)):
+            count_event(m, getattr(self, name), event, clr)
+        m.d.comb += self.busy.eq(self.fire.valid | l_st.valid | o_st.valid
+                                 | Cat(*(f.valid | f.g1_valid for f in fronts)).any())
+        m.d.comb += [self.probe.stall.eq(stalls), self.probe.track.eq(o_st.track),
+                     self.probe.hit.eq(o_st.hit), self.probe.spill.eq(o_st.spill),
+                     self.probe.key.eq(Cat(o_st.req.wf_id, o_st.req.phase))]
 
 
-def _or_reduce(values: list[Value]) -> Value:
-    """Balanced OR tree (the one-hot read mux of the table)."""
-    while len(values) > 1:
-        values = [values[i] | values[i + 1] if i + 1 < len(values) else values[i]
-                  for i in range(0, len(values), 2)]
-    return values[0]
+@dataclass(frozen=True)
+class _Stage:
+    """The registers of stage L or O: the request, its lane and what the tracker
+    decided about it (``track``: counted; in L, tracked before the lookup; ``thr`` and
+    ``idx`` are L's, ``fire``/``hit``/``spill`` O's)."""
+    valid: Signal
+    req: data.View
+    lane: Signal
+    track: Signal
+    thr: Signal
+    idx: Signal
+    fire: Signal
+    hit: Signal
+    spill: Signal
+
+    @classmethod
+    def create(cls, m: Module, cfg: T3Config, p: str) -> "_Stage":
+        return cls(valid=Signal(name=f"{p}_valid"),
+                   req=Signal(tracked_request(cfg), name=f"{p}_req"),
+                   lane=Signal(range(LANES), name=f"{p}_lane"), track=Signal(name=f"{p}_track"),
+                   thr=Signal(2 * cfg.count_bits + spec.CONTRIB_BITS, name=f"{p}_thr"),
+                   idx=Signal(cfg.tracker_counter_index_bits, name=f"{p}_idx"),
+                   fire=Signal(name=f"{p}_fire"), hit=Signal(name=f"{p}_hit"),
+                   spill=Signal(name=f"{p}_spill"))
+
+    def load(self, m: Module, src: "_Stage", *, track, fire, hit, spill) -> None:
+        """Take ``src``'s request with the decision about it (valid from next cycle)."""
+        m.d.sync += [self.valid.eq(1), self.req.eq(src.req), self.lane.eq(src.lane),
+                     self.track.eq(track), self.fire.eq(fire), self.hit.eq(hit),
+                     self.spill.eq(spill)]
 
 
 def _named(m: Module, name: str, value):

@@ -2,12 +2,17 @@
 
 ::
 
-    producer ──► ┌──────────────┐ ──mem──► merge ──► memory queue ──► ComputeMemory
-    ingress  ──► │ TrackTrigger │             ▲      (FIFO, MCA        │ (storage + NMC ALU)
-    egress   ◄── │ (addr map,   │      host ──┘       watches level)   │
-    csr      ◄─► │ tracker, DMA,│ ◄──mem_resp─── response router ◄─────┘
-                 │ CSRs, MCA)   │                       └──► host_resp
-                 └──────────────┘
+    producer ──► ┌──────────────┐ ──mem──► merge ──► memory ──────────────────────┐
+    ingress  ──► │ TrackTrigger │             ▲      cfg.memory == "ideal":       │
+    egress   ◄── │ (addr map,   │      host ──┘        FIFO queue + ComputeMemory  │
+    csr      ◄─► │ tracker, DMA,│                    cfg.memory == "dram":        │
+                 │ CSRs, MCA)   │                      DramController (FR-FCFS,   │
+                 └──────────────┘                      banks, HBM2 timing)        │
+                        ▲ ◄──mem_resp─── response router ◄────────────────────────┘
+                                                └──► host_resp
+
+The MCA watches the memory's queue occupancy either way (the FIFO's level, or the
+requests waiting in the DRAM controller for their column command).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from . import designs, layouts
 from .component import T3Component
 from .interfaces import CsrBus, MemoryPort
 from .layouts import Op
+from .dram import DramController
 from .merge import StreamMerge
 from .nmc import ComputeMemory
 from .track_trigger import TrackTrigger
@@ -43,11 +49,15 @@ TAG_SHAPE = Shape.cast(ReadTag)
 
 
 class T3Unit(T3Component):
-    """One device's T3 unit: :class:`TrackTrigger` in front of a memory queue and a
-    :class:`ComputeMemory`, plus the host's direct port to memory.
+    """One device's T3 unit: :class:`TrackTrigger` in front of the memory, plus the
+    host's direct port to memory.
 
-    The requests of TrackTrigger's ``mem`` and of ``host`` are merged round-robin into
-    the memory queue (a FIFO of ``cfg.mem_queue_depth``, whose level the MCA watches).
+    The memory is ``cfg.memory``: ``"ideal"``, a FIFO queue of ``cfg.mem_queue_depth``
+    in front of a :class:`ComputeMemory` that takes one request per cycle whatever the
+    pattern; or ``"dram"``, a :class:`hw.dram.DramController` (FR-FCFS over the banks of
+    an HBM2 pseudo-channel with timing ``cfg.dram``; docs/memory.md) around the same
+    ComputeMemory. The requests of TrackTrigger's ``mem`` and of ``host`` are merged
+    round-robin into it; the MCA watches its queue occupancy.
     READ responses are routed back to their issuer by a FIFO of source tags
     (:class:`ReadTag`) pushed when the READ enters the queue: the DMA engine, the host,
     or nobody -- a READ from the producer port (background GEMM operand traffic,
@@ -84,15 +94,24 @@ class T3Unit(T3Component):
     irq : Out(1)
         Any sticky error flag is set.
     queue_level : Out(range(cfg.mem_queue_depth + 1))
-        Occupancy of the memory queue.
+        Occupancy of the memory queue (DRAM: requests waiting for their column command).
     mem_reqs : Out(COUNTER_BITS)
-        Requests accepted by the memory (wrapping, like every counter here).
+        Requests served by the memory (ideal: taken by ComputeMemory; DRAM: column
+        commands issued), wrapping like every counter here.
     mem_busy_cycles : Out(COUNTER_BITS)
-        Cycles the memory accepted a request.
+        Cycles the memory served a request (its data bus was busy).
     queue_full_cycles : Out(COUNTER_BITS)
-        Cycles the memory queue was full.
+        Cycles the memory refused a request (queue full).
+    occupancy_sum : Out(COUNTER_BITS)
+        Sum of ``queue_level`` over all cycles (mean occupancy = this / cycles).
+    activates : Out(COUNTER_BITS)
+        DRAM row activations (0 with the ideal memory). Every column command not
+        preceded by its own ACT is a row hit: row-hit ratio = 1 - activates / mem_reqs.
+    urgent_cycles : Out(COUNTER_BITS)
+        DRAM: cycles the oldest request had waited the age cap or more (0 ideal).
     mem_error : Out(1)
-        The memory's sticky error (an invalid request reached it).
+        The memory's sticky error (an invalid request reached it, or -- DRAM, impossible
+        by construction -- the controller's own consistency error).
     gemm_reads_done : Out(COUNTER_BITS)
         Producer READs answered by the memory and discarded.
     csr : interface
@@ -108,7 +127,8 @@ class T3Unit(T3Component):
     def __init__(self, *, cfg: T3Config):
         super().__init__(cfg, self._ports)
         self._tt = TrackTrigger(cfg=self.cfg)
-        self._mem = ComputeMemory(cfg=self.cfg)
+        self._mem = (DramController(cfg=self.cfg, timing=self.cfg.dram)
+                     if self.cfg.memory == "dram" else ComputeMemory(cfg=self.cfg))
 
     @staticmethod
     def _ports(cfg: T3Config) -> dict:
@@ -127,6 +147,9 @@ class T3Unit(T3Component):
             "mem_reqs": Out(COUNTER_BITS),
             "mem_busy_cycles": Out(COUNTER_BITS),
             "queue_full_cycles": Out(COUNTER_BITS),
+            "occupancy_sum": Out(COUNTER_BITS),
+            "activates": Out(COUNTER_BITS),
+            "urgent_cycles": Out(COUNTER_BITS),
             "mem_error": Out(1),
             "gemm_reads_done": Out(COUNTER_BITS),
         }
@@ -142,9 +165,18 @@ class T3Unit(T3Component):
         return MemoryPort(cfg=self.cfg).flip().view(req=self.host, resp=self.host_resp)
 
     @property
+    def memory(self) -> ComputeMemory | DramController:
+        """The memory behind the merge (``cfg.memory``)."""
+        return self._mem
+
+    @property
     def tag_depth(self) -> int:
-        """Outstanding READs the response router can track (power of two)."""
-        need = self.cfg.mem_queue_depth + self._mem.latency + self._mem.resp_fifo_depth + 2
+        """Outstanding READs the response router can track (power of two): every READ
+        the memory can hold, accepted and not yet answered."""
+        if isinstance(self._mem, DramController):
+            need = self._mem.max_reads_outstanding
+        else:
+            need = self.cfg.mem_queue_depth + self._mem.latency + self._mem.resp_fifo_depth + 2
         return 1 << (need - 1).bit_length()
 
     @property
@@ -157,8 +189,6 @@ class T3Unit(T3Component):
         m.submodules.tt = tt = self._tt
         m.submodules.mem = mem = self._mem
         m.submodules.merge = mrg = StreamMerge(payload_shape=layouts.memory_request(cfg), n=2)
-        m.submodules.queue = q = fifo.SyncFIFOBuffered(width=layouts.memory_request(cfg).size,
-                                                       depth=cfg.mem_queue_depth)
         m.submodules.tags = tags = fifo.SyncFIFO(width=TAG_SHAPE.width, depth=self.tag_depth)
 
         connect(m, wiring.flipped(self.producer), tt.producer)
@@ -176,26 +206,41 @@ class T3Unit(T3Component):
         tag = Signal(TAG_SHAPE)
         m.d.comb += tag.eq(Mux(mrg.grant == 1, ReadTag.HOST,
                                Mux(tt.mem_lane == LANE_PRODUCER, ReadTag.DISCARD, ReadTag.DMA)))
+        req, level, served = self._memory_front(m, mem)
         m.d.comb += [
-            q.w_data.eq(mrg.o.payload),
-            q.w_en.eq(mrg.o.valid & (~is_read | tags.w_rdy)),
-            mrg.o.ready.eq(q.w_rdy & (~is_read | tags.w_rdy)),
+            req.payload.eq(mrg.o.payload),
+            req.valid.eq(mrg.o.valid & (~is_read | tags.w_rdy)),
+            mrg.o.ready.eq(req.ready & (~is_read | tags.w_rdy)),
             tags.w_data.eq(tag),
             tags.w_en.eq(mrg.o.valid & mrg.o.ready & is_read),
-        ]
-        m.d.comb += [
-            mem.req.payload.eq(q.r_data),
-            mem.req.valid.eq(q.r_rdy),
-            q.r_en.eq(mem.req.ready),
-            self.queue_level.eq(q.level),
-            tt.queue_level.eq(q.level),
-            self.mem_error.eq(mem.error),
+            self.queue_level.eq(level),
+            tt.queue_level.eq(level),
         ]
         self._route_responses(m, mem, tags, tt)
-        self._count(m, mem, q)
+        self._count(m, req, level, served)
         return m
 
-    def _route_responses(self, m: Module, mem: ComputeMemory, tags, tt: TrackTrigger) -> None:
+    def _memory_front(self, m: Module, mem) -> tuple:
+        """The memory's request side: ``(req, level, served)`` = the stream the merge
+        feeds, the queue occupancy the MCA watches, and "a request is served this cycle"
+        (the utilisation counters). Also the memory's error and DRAM counters."""
+        cfg = self.cfg
+        if isinstance(mem, DramController):
+            m.d.comb += [self.mem_error.eq(mem.error | mem.mem_error),
+                         self.activates.eq(mem.activates),
+                         self.urgent_cycles.eq(mem.urgent_cycles)]
+            return mem.req, mem.occupancy, mem.issue.valid
+        m.submodules.queue = q = fifo.SyncFIFOBuffered(width=layouts.memory_request(cfg).size,
+                                                       depth=cfg.mem_queue_depth)
+        req = stream.Signature(layouts.memory_request(cfg)).flip().create(path=("queue_in",))
+        m.d.comb += [
+            q.w_data.eq(req.payload), q.w_en.eq(req.valid), req.ready.eq(q.w_rdy),
+            mem.req.payload.eq(q.r_data), mem.req.valid.eq(q.r_rdy), q.r_en.eq(mem.req.ready),
+            self.mem_error.eq(mem.error),
+        ]
+        return req, q.level, mem.req.valid & mem.req.ready
+
+    def _route_responses(self, m: Module, mem, tags, tt: TrackTrigger) -> None:
         """Memory responses back to their issuer (the tag FIFO's head), in order."""
         to_host, to_dma, discard = Signal(), Signal(), Signal()
         m.d.comb += [to_host.eq(tags.r_data == ReadTag.HOST), to_dma.eq(tags.r_data == ReadTag.DMA),
@@ -212,15 +257,14 @@ class T3Unit(T3Component):
         with m.If(mem.resp.valid & mem.resp.ready & discard):
             m.d.sync += self.gemm_reads_done.eq(self.gemm_reads_done + 1)
 
-    def _count(self, m: Module, mem: ComputeMemory, q) -> None:
+    def _count(self, m: Module, req, level, served) -> None:
         """The utilisation counters."""
-        accepted = Signal()
-        m.d.comb += accepted.eq(mem.req.valid & mem.req.ready)
-        with m.If(accepted):
+        with m.If(served):
             m.d.sync += [self.mem_reqs.eq(self.mem_reqs + 1),
                          self.mem_busy_cycles.eq(self.mem_busy_cycles + 1)]
-        with m.If(~q.w_rdy):
+        with m.If(~req.ready):
             m.d.sync += self.queue_full_cycles.eq(self.queue_full_cycles + 1)
+        m.d.sync += self.occupancy_sum.eq(self.occupancy_sum + level)
 
 
 designs.register("t3_unit", lambda cfg: T3Unit(cfg=cfg))

@@ -53,7 +53,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from contract.dram import MAPPINGS, DramAddress, DramTiming, decode
+from contract.dram import MAPPINGS, DramAddress, DramTiming, decode, row_hash
 from contract.dram_bounds import return_slots, starvation_bound
 from contract.spec import ConfigError, Op
 
@@ -358,6 +358,10 @@ def encode(timing: DramTiming, *, bank: int, row: int, col: int) -> int:
     if not 0 <= bank < timing.banks or not 0 <= col < timing.row_lines or row < 0:
         raise ConfigError(f"encode: bank={bank}, row={row}, col={col}: out of range "
                           f"({timing.banks} banks, {timing.row_lines} lines per row)")
+    if timing.bank_xor:       # decode XORs the folded row in: undo it
+        h = row_hash(timing, row)
+        fields["bg"] ^= h & (timing.bank_groups - 1)
+        fields["bank"] ^= h >> widths["bg"]
     addr, shift = 0, 0
     for name in MAPPINGS[timing.mapping]:
         addr |= fields[name] << shift

@@ -29,7 +29,7 @@ from contract.spec import ConfigError, Op, ProducerAction, T3Config, read_text
 from . import fparith
 
 __all__ = ["Trace", "TraceSet", "FORMAT_NAME", "FORMAT_VERSION", "HEADER_FILE", "producer_trace",
-           "wg_store_order", "save_traces", "load_traces", "load_header", "check_trace",
+           "wg_store_order", "device_waves", "wave_lines", "save_traces", "load_traces", "load_header", "check_trace",
            "ROUTE_LOCAL", "ROUTE_REMOTE"]
 
 FORMAT_NAME = "t3-trace"
@@ -92,6 +92,34 @@ def wg_store_order(geo: OutputGeometry, wg_outer_idx: int,
     return (np.concatenate(addrs) + geo.gemm.out_base, np.concatenate(tiles))
 
 
+def device_waves(gemm: GemmSpec, geo: OutputGeometry, chunks: list[Chunk], device: int):
+    """Device ``device``'s waves in issue order, as ``(chunk, [(wg_outer_idx,
+    wg_inner_idx), ...])``: stages 1..N (chunk (d - s) mod N), each stage's WGs in WG-id
+    order, in waves of ``gemm.cus`` (a stage starts a new wave)."""
+    n = gemm.devices
+    for s in range(1, n + 1):
+        ch = chunks[(device - s) % n]
+        wg_o0, wg_o1 = ch.outer_start // geo.wg_outer, -(-ch.outer_stop // geo.wg_outer)
+        wgs = [(wo, wi) for wo in range(wg_o0, wg_o1) for wi in range(geo.wg_grid[1])]
+        for w0 in range(0, len(wgs), gemm.cus):
+            yield ch, wgs[w0:w0 + gemm.cus]
+
+
+def wave_lines(gemm: GemmSpec, geo: OutputGeometry, chunks: list[Chunk], device: int) -> list[int]:
+    """Store lines of each of device ``device``'s waves (:func:`device_waves`), in order:
+    what the closed-loop GEMM releases per wave (hw/env/gemm_producer.py)."""
+    cache = _WG_ORDER.setdefault(geo, {})
+    out = []
+    for _, wave in device_waves(gemm, geo, chunks, device):
+        total = 0
+        for wg in wave:
+            if wg not in cache:
+                cache[wg] = wg_store_order(geo, *wg)
+            total += len(cache[wg][0])
+        out.append(total)
+    return out
+
+
 #: per geometry, for as long as it lives: (wg_outer_idx, wg_inner_idx) -> its
 #: wg_store_order; shared by the devices of a workload (the same WGs in other orders)
 _WG_ORDER: WeakKeyDictionary[OutputGeometry, dict] = WeakKeyDictionary()
@@ -107,38 +135,33 @@ def producer_trace(cfg: T3Config, gemm: GemmSpec, geo: OutputGeometry, chunks: l
     tile row by row), the WGs of the wave interleaved round-robin within a cycle. The next
     wave starts when the wave's longest WG has emitted its last line.
     """
-    d, n = program.device, gemm.devices
+    d = program.device
     lines = geo.to_lines(partial)
     cache = _WG_ORDER.setdefault(geo, {})
     ud = lines.dtype
     parts: list[tuple[np.ndarray, ...]] = []
     t = 0
-    for s in range(1, n + 1):
-        ch = chunks[(d - s) % n]
+    for ch, wave in device_waves(gemm, geo, chunks, d):
         region = program.regions[ch.index]
         route = ROUTE_REMOTE if region.producer == ProducerAction.REMOTE else ROUTE_LOCAL
-        wg_o0, wg_o1 = ch.outer_start // geo.wg_outer, -(-ch.outer_stop // geo.wg_outer)
-        wgs = [(wo, wi) for wo in range(wg_o0, wg_o1) for wi in range(geo.wg_grid[1])]
-        for w0 in range(0, len(wgs), gemm.cus):
-            wave = wgs[w0:w0 + gemm.cus]
-            addrs, tiles, j, k, wgid = [], [], [], [], []
-            for slot, (wo, wi) in enumerate(wave):
-                if (wo, wi) not in cache:
-                    cache[(wo, wi)] = wg_store_order(geo, wo, wi)
-                a, tl = cache[(wo, wi)]
-                addrs.append(a)
-                tiles.append(tl)
-                j.append(np.arange(len(a)))
-                k.append(np.full(len(a), slot))
-                wgid.append(np.full(len(a), wo * geo.wg_grid[1] + wi))
-            jj, kk = np.concatenate(j), np.concatenate(k)
-            order = np.argsort(jj * len(wave) + kk, kind="stable")
-            a = np.concatenate(addrs)[order]
-            tl = np.concatenate(tiles)[order]
-            parts.append((t + gemm.wg_cycles + jj[order], np.concatenate(wgid)[order],
-                          pack_wf_id(cfg, tl[:, 0], tl[:, 1]), a,
-                          np.full(len(a), route)))
-            t += gemm.wg_cycles + int(jj.max()) + 1
+        addrs, tiles, j, k, wgid = [], [], [], [], []
+        for slot, (wo, wi) in enumerate(wave):
+            if (wo, wi) not in cache:
+                cache[(wo, wi)] = wg_store_order(geo, wo, wi)
+            a, tl = cache[(wo, wi)]
+            addrs.append(a)
+            tiles.append(tl)
+            j.append(np.arange(len(a)))
+            k.append(np.full(len(a), slot))
+            wgid.append(np.full(len(a), wo * geo.wg_grid[1] + wi))
+        jj, kk = np.concatenate(j), np.concatenate(k)
+        order = np.argsort(jj * len(wave) + kk, kind="stable")
+        a = np.concatenate(addrs)[order]
+        tl = np.concatenate(tiles)[order]
+        parts.append((t + gemm.wg_cycles + jj[order], np.concatenate(wgid)[order],
+                      pack_wf_id(cfg, tl[:, 0], tl[:, 1]), a,
+                      np.full(len(a), route)))
+        t += gemm.wg_cycles + int(jj.max()) + 1
     time, wg, wf, addr, route = (np.concatenate([p[i] for p in parts]) for i in range(5))
     return Trace(time=time.astype(np.uint64), wg_id=wg.astype(np.uint32), wf_id=wf.astype(np.uint32),
                  addr=addr.astype(np.uint32), op=np.full(len(addr), int(Op.UPDATE), np.uint8),
@@ -265,6 +288,34 @@ def _field(header: dict, key: str, kind: type, where: str) -> Any:
     return v
 
 
+#: what a damaged or foreign file raises inside numpy / zipfile
+_NPZ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError)
+
+
+def _load_npz(fpath: Path) -> dict[str, np.ndarray]:
+    """Every array of the .npz archive ``fpath`` (no pickles). ConfigError naming the
+    file, and the array when one member is damaged (bad CRC, object dtype, truncated)."""
+    def why(e: BaseException) -> str:
+        return " ".join(str(e).split())
+    try:
+        z = np.load(fpath, allow_pickle=False)
+    except FileNotFoundError:
+        raise ConfigError(f"{fpath}: cannot read: file not found") from None
+    except _NPZ_ERRORS as e:
+        raise ConfigError(f"{fpath}: not a readable .npz file: {why(e)}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):      # a bare .npy array under that name
+        raise ConfigError(f"{fpath}: not a .npz archive (a single .npy array; "
+                          f"want one array per field: {', '.join(FIELDS)})")
+    arrays = {}
+    with z:
+        for k in z.files:
+            try:
+                arrays[k] = z[k]
+            except _NPZ_ERRORS as e:
+                raise ConfigError(f"{fpath}: {k}: cannot load the array: {why(e)}") from None
+    return arrays
+
+
 def load_traces(directory: str | Path) -> tuple[T3Config, GemmSpec, list[DeviceProgram], list[Trace]]:
     """Read and validate a trace directory written by :func:`save_traces`."""
     base = Path(directory)
@@ -315,16 +366,12 @@ def load_traces(directory: str | Path) -> tuple[T3Config, GemmSpec, list[DeviceP
             raise ConfigError(f"{ew}: must be a JSON object")
         fname = _field(entry, "file", str, ew)
         requests = _field(entry, "requests", int, ew)
+        if requests < 0:
+            raise ConfigError(f"{ew}: requests={requests}: must be >= 0")
         fpath = base / fname
         if Path(fname).name != fname:
             raise ConfigError(f"{ew}: file={fname!r}: must be a plain file name in {base}")
-        try:
-            with np.load(fpath, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except FileNotFoundError:
-            raise ConfigError(f"{fpath}: cannot read: file not found") from None
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError) as e:
-            raise ConfigError(f"{fpath}: not a readable .npz file: {' '.join(str(e).split())}") from None
+        arrays = _load_npz(fpath)
         for k in FIELDS:
             if k not in arrays:
                 raise ConfigError(f"{fpath}: {k}: missing array")

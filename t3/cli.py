@@ -1,8 +1,10 @@
 """`t3`: the project's front door. Each subcommand lives in its own module ``t3.cmd_*``
 exposing ``register(subparsers)``; its ``run(args)`` returns an exit status.
 
-Error contract: invalid arguments, configs, traces or programming print one line
-``t3 <command>: error: <message>`` on stderr and exit with status 2, never a traceback.
+Error contract: invalid arguments (argparse's own complaints included), configs, traces
+or programming print one line ``t3 <command>: error: <message>`` on stderr and exit with
+status 2, never a traceback; the message names the offending option, value or file (and
+the field inside it). Only a command line naming no valid command says ``t3: error:``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,20 @@ from .errors import UsageError
 COMMANDS = ["verilog", "trace", "golden", "sim", "model", "report", "bench"]
 
 
+class ArgumentError(UsageError):
+    """argparse's complaint about the command line; ``command`` names the subcommand
+    whose parser complained (None: no valid subcommand was named)."""
+
+    def __init__(self, message: str, command: str | None = None):
+        super().__init__(message)
+        self.command = command
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse would print usage too)
-        raise UsageError(message)
+        # a subcommand's parser has prog "t3 COMMAND" ("t3 report area" for a report part)
+        words = self.prog.split()
+        raise ArgumentError(message, words[1] if len(words) > 1 else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,13 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     prog = "t3"
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
-        if args.command is None:
+        # parse_known_args: an unknown option is reported here, under the subcommand's
+        # name (argparse's parse_args would report it from the top-level parser, "t3")
+        args, unknown = parser.parse_known_args(argv)
+        if args.command is None and not unknown:
             parser.print_help()
             return 2
-        prog = f"t3 {args.command}"
+        if args.command is not None:
+            prog = f"t3 {args.command}"
+        if unknown:
+            raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
         return int(args.func(args) or 0)
     except (UsageError, ConfigError) as e:
+        if isinstance(e, ArgumentError) and e.command:
+            prog = f"t3 {e.command}"
         msg = " ".join(str(e).split("\n")).strip()
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2

@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_table(rows)
         _print_summary(summary)
+        _print_picture(rows)
+        _print_end_to_end(hw, wl, args.tokens)
     if plot_dir:
         from sim_models.perf.plots import write_all
         print_paths(write_all(rows, plot_dir), args.json)
@@ -148,6 +150,36 @@ def _print_summary(summary) -> None:
              "speedup_500B_geomean_pct": "speedup geomean, PALM + MT-NLG"}
     for k, label in names.items():
         print(f"  {label:<58}{h['paper'][k]:>7.1f}%{h['model'][k]:>7.1f}%")
+
+
+def _print_picture(rows) -> None:
+    from sim_models.perf.sweep import sublayer_picture
+    pct = lambda x: "     -" if x is None else f"{100 * x:5.0f}%"  # noqa: E731
+    print()
+    print("Per sublayer, paper set: speedup over sequential and share of the ideal "
+          "overlap's gain reached")
+    print(f"{'model':<11}{'tp':>3} {'sublayer':<8}{'ideal':>8}{'t3':>8}{'t3_mca':>8}"
+          f"{'t3 %ideal':>11}{'mca %ideal':>11}")
+    for d in sublayer_picture(rows):
+        print(f"{d['model']:<11}{d['tp']:>3} {d['sublayer']:<8}{d['ideal']:>8.3f}"
+              f"{d['t3']:>8.3f}{d['t3_mca']:>8.3f}{pct(d['t3_of_ideal_gain']):>11}"
+              f"{pct(d['t3_mca_of_ideal_gain']):>11}")
+
+
+def _print_end_to_end(hw, wl, tokens) -> None:
+    from sim_models.perf.end_to_end import projection_rows
+    print()
+    print("End-to-end projection, one transformer layer per device (training = forward + "
+          "backward, inference = prompt phase;\n"
+          "shares of the sequential layer time; "
+          "docs/system_model.md \"End-to-end projection\")")
+    print(f"{'model':<11}{'tp':>3} {'phase':<10}{'seq us':>9}{'TP subl':>9}{'comm':>7}"
+          f"{'x t3':>8}{'x t3mca':>9}{'x ideal':>9}{'comm t3mca':>12}")
+    for r in projection_rows(hw, wl, tokens=tokens):
+        print(f"{r['model']:<11}{r['tp']:>3} {r['phase']:<10}{r['sequential_layer_us']:>9.0f}"
+              f"{100 * r['tp_sublayer_share']:>8.1f}%{100 * r['comm_share']:>6.1f}%"
+              f"{r['t3_speedup']:>8.3f}{r['t3_mca_speedup']:>9.3f}{r['ideal_speedup']:>9.3f}"
+              f"{100 * r['t3_mca_comm_share']:>11.1f}%")
 
 
 def _print_sweep(entries) -> None:

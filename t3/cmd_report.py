@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from flow.area import FPGA_MAX_CELLS
-from .common import add_config_arg, config_from_args, positive_int
+from .common import add_config_arg, config_from_args, out_dir, positive_int
 from .errors import UsageError
 
 REPORT_SCHEMA = "t3-report/1"
@@ -114,11 +114,25 @@ def _area_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, boo
 def _throughput_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                    help="simulator for the ring runs (default: verilator)")
+    p.add_argument("--devices", type=_ring_devices, default=4,
+                   help="devices of the ring runs, 2..8 (default 4)")
+
+
+def _ring_devices(text: str) -> int:
+    from hw.env.ring import MAX_DEVICES
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 2 <= v <= MAX_DEVICES:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in [2, {MAX_DEVICES}]")
+    return v
 
 
 def _throughput_run(args: argparse.Namespace, cfg, label: str) -> tuple[dict, str, bool]:
     from verif.report_parts import throughput
     return throughput(cfg, sim=getattr(args, "sim", "verilator"),
+                      devices=getattr(args, "devices", 4),
                       workdir=Path("build") / "report_runs", progress=progress)
 
 
@@ -175,10 +189,10 @@ def run(args: argparse.Namespace) -> int:
         _console.close()
     _console = None                       # (re)bind to this invocation's stdout
     label = f"--config {args.config}" if getattr(args, "config", None) else "paper default"
-    out = Path(args.out)
     selected = [args.part] if args.part else list(PARTS)
     for name in selected:
         PARTS[name].check(args)
+    out = out_dir(args.out, "--out")      # a file in the way: exit 2 before any part runs
     report: dict[str, Any] = {"schema": REPORT_SCHEMA, "config": cfg.to_dict()}
     sections, all_ok = [], True
     # The parts are independent: they run at the same time (the area part is minutes of

@@ -55,8 +55,9 @@ def _float_arg(name: str, ok: Callable[[float], bool], allowed: str) -> Callable
 _fraction = _float_arg("_fraction", lambda v: 0.0 <= v < 1.0, "in [0, 1)")
 _positive_float = _float_arg("_positive_float", lambda v: v > 0, "> 0")
 #: ``--gemm-reads``: 0 (off) or a rate in (0, 1]; the finer limit (>= 1/511, the
-#: generator's resolution) is RingScenario's check
+#: generator's resolution) is RingScenario's check (its error names --gemm-reads)
 _read_rate = _float_arg("_read_rate", lambda v: 0.0 <= v <= 1.0, "in [0, 1] (READs per cycle)")
+_unit_interval = _float_arg("_unit_interval", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
 
 
 def _tile_text(t: tuple[int, int]) -> str:
@@ -102,6 +103,19 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gemm-reads", type=_read_rate, default=d["gemm_read_rate"], metavar="RATE",
                    help="background GEMM operand READs per cycle per device in the compute "
                         "stream, over the output buffer (0 = off, else 1/511..1; default 0)")
+    p.add_argument("--memory", choices=["ideal", "dram"], default=d["memory"],
+                   help="memory model: ideal (one line per cycle, any pattern) or dram (the "
+                        "FR-FCFS HBM2 controller, docs/memory.md, with the closed-loop GEMM "
+                        f"as producer) (default {d['memory']})")
+    p.add_argument("--gemm-intensity", type=_unit_interval, default=d["gemm_intensity"],
+                   metavar="X",
+                   help="closed-loop GEMM (--memory dram): DRAM read lines per cycle of the "
+                        "GEMM at full speed, fraction of peak, 0..1 (default 0: compute only)")
+    p.add_argument("--k-steps", type=positive_int, default=d["k_steps"],
+                   help=f"closed-loop GEMM: compute steps per wave (default {d['k_steps']})")
+    p.add_argument("--gemm-outstanding", type=positive_int, default=d["gemm_outstanding"],
+                   metavar="N", help="closed-loop GEMM: READs in flight per device, at most "
+                                     f"(default {d['gemm_outstanding']})")
     p.add_argument("--no-allgather", action="store_true",
                    help="program the reduce-scatter only (no fused all-gather)")
     p.add_argument("--seed", type=nonneg_int, default=d["seed"],
@@ -110,6 +124,14 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
 
 def scenario_from_args(args: argparse.Namespace, modes: tuple[str, ...]):
     """A validated RingScenario (ConfigError/UsageError with a one-line message)."""
+    from contract.spec import ConfigError
+    try:
+        return _scenario(args, modes)
+    except ConfigError as e:
+        raise ConfigError(name_option(e)) from None
+
+
+def _scenario(args: argparse.Namespace, modes: tuple[str, ...]):
     from hw.env.ring import MAX_DEVICES
     from verif.ring_scenario import RingScenario
     if not 2 <= args.devices <= MAX_DEVICES:
@@ -121,6 +143,8 @@ def scenario_from_args(args: argparse.Namespace, modes: tuple[str, ...]):
                        link_bw=args.link_bw, policy=args.policy,
                        fuse_allgather=not args.no_allgather, seed=args.seed, jitter=args.jitter,
                        backpressure=args.backpressure, gemm_read_rate=args.gemm_reads,
+                       memory=args.memory, gemm_intensity=args.gemm_intensity,
+                       k_steps=args.k_steps, gemm_outstanding=args.gemm_outstanding,
                        modes=modes)
     # every size/field check, before anything is written or built
     from contract.gemm import split_chunks
@@ -128,6 +152,30 @@ def scenario_from_args(args: argparse.Namespace, modes: tuple[str, ...]):
     gemm = scn.gemm()
     split_chunks(gemm, check_config(scn.config(), gemm))
     return scn
+
+
+#: scenario / configuration field -> the `t3 sim` option that sets it (error messages)
+FIELD_OPTIONS = {
+    "devices": "--devices", "ring_devices": "--devices", "m": "--m", "n": "--n", "k": "--k",
+    "dtype": "--dtype", "layout": "--layout", "wg_tile": "--wg-tile", "wf_tile": "--wf-tile",
+    "cus": "--cus", "wg_cycles": "--wg-cycles", "line_bytes": "--line-bytes",
+    "tracker_entries": "--tracker-entries", "link_latency": "--link-latency",
+    "link_latency_cycles": "--link-latency", "link_bw": "--link-bw",
+    "link_lines_per_cycle": "--link-bw", "jitter": "--jitter", "backpressure": "--backpressure",
+    "gemm_read_rate": "--gemm-reads", "memory": "--memory", "gemm_intensity": "--gemm-intensity",
+    "k_steps": "--k-steps", "gemm_outstanding": "--gemm-outstanding",
+}
+
+
+def name_option(err: Exception) -> str:
+    """A scenario/config error's one-line message with the option that set the named
+    field in front (``--link-bw: config: link_lines_per_cycle=4.0: ...``)."""
+    import re
+    msg = str(err)
+    for field in re.findall(r"([a-z_]+)=", msg):
+        if field in FIELD_OPTIONS:
+            return f"{FIELD_OPTIONS[field]}: {msg}"
+    return msg
 
 
 def register(sub) -> None:
@@ -178,14 +226,26 @@ def default_workdir(scn, sim: str) -> Path:
 
 # ---- results -----------------------------------------------------------------------
 
+def _hit_rate(stats: dict[str, int]) -> float | None:
+    """Tracked requests that found their tile in the tracker table, fraction."""
+    hits, misses = stats.get("tracker_hits"), stats.get("tracker_misses")
+    return hits / (hits + misses) if hits is not None and misses is not None and hits + misses \
+        else None
+
+
 def utilisation(stats: dict[str, int], cycles: int) -> dict[str, Any]:
-    """One device's counters of one mode -> busy fractions (of ``cycles``) and events."""
+    """One device's counters of one mode -> busy fractions (of ``cycles``), events and
+    the memory figures (verif.report_parts.memory_metrics)."""
+    from verif.report_parts import memory_metrics
     frac = (lambda v: v / cycles) if cycles else (lambda v: 0.0)
     out = {"mem_busy": frac(stats["mem_busy_cycles"]),
            "link_busy": frac(stats["link_busy_cycles"]),
            "queue_full": frac(stats["queue_full_cycles"]),
            "tracker_fires": stats["fires"], "stall_cycles": stats["stall_cycles"],
            "occupancy": stats.get("tracker_peak", stats.get("occupancy")),
+           "tracker_hit_rate": _hit_rate(stats),
+           "tracker_spills": stats.get("tracker_spills"),
+           "memory": memory_metrics(stats, cycles),
            "counters": dict(stats)}
     return out
 
@@ -342,13 +402,14 @@ def print_report(r: dict[str, Any]) -> None:
           f"link {s['link_latency']} cycles {s['link_bw']} lines/cycle, policy {s['policy']}, "
           f"all-gather {'fused' if s['fuse_allgather'] else 'off'}, jitter {s['jitter']}, "
           f"backpressure {s['backpressure']}, GEMM reads {s.get('gemm_read_rate', 0.0)}/cycle, "
+          f"memory {s.get('memory', 'ideal')}, GEMM intensity {s.get('gemm_intensity', 0.0)}, "
           f"seed {s['seed']}, {r['sim']}")
     te = r["tracker_entries"]
     print(f"sizing: tracker {te['configured']} entries ({te['recommended']} recommended for this "
           f"GEMM), DMA queue {r['dma_queue_depth']} (docs/programming.md \"Sizing\")")
     if te["configured"] < te["min"]:
-        print(f"WARNING: fewer tracker entries than a chunk's {te['min']} WF tiles: the fused "
-              "ring stops in stage 1 unless the links buffer the rest of a chunk")
+        print(f"note: fewer tracker entries than a chunk's {te['min']} WF tiles: correct, but "
+              "tiles spill to the backing counters (see the hit rate below)")
     print(f"workdir: {r['workdir']}")
     for m in ("baseline", "t3"):
         c = r[f"{m}_cycles"]
@@ -367,15 +428,29 @@ def print_report(r: dict[str, Any]) -> None:
         if not rows:
             continue
         print(f"{m} per device: mem_busy, link_busy, queue_full = fraction of the run's cycles")
-        print("  device  mem_busy  link_busy  queue_full  fires  stall_cycles  occupancy")
+        print("  device  mem_busy  link_busy  queue_full  fires  stall_cycles  occupancy  "
+              "table_hits  spills")
         for d, u in enumerate(rows):
             occ = "-" if u["occupancy"] is None else str(u["occupancy"])
+            hit = "-" if u.get("tracker_hit_rate") is None else _pct(u["tracker_hit_rate"])
             print(f"  {d:>6}    {_pct(u['mem_busy'])}     {_pct(u['link_busy'])}      "
                   f"{_pct(u['queue_full'])}  {u['tracker_fires']:>5}  {u['stall_cycles']:>12}  "
-                  f"{occ:>9}")
+                  f"{occ:>9}  {hit:>10}  {u.get('tracker_spills')!s:>6}")
         reads = [u["counters"].get("gemm_reads", 0) for u in rows]
         if any(reads):
-            print(f"  background GEMM READs answered (and discarded) per device: {reads}")
+            print(f"  GEMM READs answered (and discarded) per device: {reads}")
+        if s.get("memory") == "dram":
+            print("  device  row_hits  mean_queue  read_lat_mean  read_lat_max  gemm_stall  "
+                  "mca_threshold")
+            for d, u in enumerate(rows):
+                mm = u["memory"]
+                lat = "-" if mm["gemm_read_latency_mean"] is None \
+                    else f"{mm['gemm_read_latency_mean']:.1f}"
+                hit = "-" if mm["row_hit_ratio"] is None else _pct(mm["row_hit_ratio"])
+                occ = "-" if mm["mean_occupancy"] is None else f"{mm['mean_occupancy']:.2f}"
+                thr = f"{mm['mca_threshold']}{' (measured)' if mm['mca_measured'] else ''}"
+                print(f"  {d:>6}    {hit}  {occ:>10}  {lat:>13}  {mm['gemm_read_latency_max']!s:>12}"
+                      f"  {mm['gemm_stall_cycles']!s:>10}  {thr}")
     w = r["wall_s"]
     print(f"wall: {w['total']:.1f} s (prepare {w.get('prepare_s', 0):.1f} s, Verilog "
           f"{w.get('verilog_s', 0):.1f} s, build + simulation {w.get('cocotb_s', 0):.1f} s)"

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from sim_models.collective import schedule_rows
     from contract.gemm import GemmSpec
     from contract.sizing import config_for
+    from contract.spec import ConfigError
     from sim_models.workload import make_workload
     from sim_models.trace import save_traces
     base = config_from_args(args)
@@ -64,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
                     layout=args.layout, wg_tile=args.wg_tile, wf_tile=args.wf_tile, cus=args.cus,
                     wg_cycles=args.wg_cycles, seed=args.seed, out_base=args.out_base)
     t0 = time.perf_counter()
-    cfg = config_for(gemm, base)
+    try:
+        cfg = config_for(gemm, base)
+    except ConfigError as e:    # name the options config_for sized the configuration from
+        raise ConfigError(f"no T3 configuration fits --devices {args.devices}, --out-base "
+                          f"{args.out_base} and the --m x --n output: {e}") from None
     w = make_workload(cfg, gemm, fuse_allgather=not args.no_allgather)
     path = save_traces(args.out, w)
     dt = time.perf_counter() - t0

@@ -187,20 +187,120 @@ def test_composite_is_glue_plus_parts(cache):
     assert data["designs"]["t3_tracker"]["method"] == "flat"
 
 
-def test_compose_fpga_partial_and_slowest_part():
-    def entry(**kw):
-        return {k: None for k in area.DESIGN_KEYS} | {"status": "ok", "fpga_status": "ok",
-                                                       "cached_steps": []} | kw
-    parts = {p: entry(cells=10, ecp5_lut4=5, fmax_mhz=100.0 + i)
+def _fake(**kw) -> dict:
+    """A fabricated design entry (no tool runs): every key, ok, routed unless told."""
+    return {k: None for k in area.DESIGN_KEYS} | {
+        "status": "ok", "fpga_status": "ok", "cached_steps": [], "method": "flat",
+        "fmax_kind": "routed" if kw.get("fmax_mhz") is not None else "unknown",
+        "depth_status": "ok" if kw.get("logic_depth") is not None else "not run: x"} | kw
+
+
+def _unit_parts(**override) -> dict:
+    """Every part of t3_unit routed (fmax 100 + i MHz, depth 10 + i), then ``override``."""
+    parts = {p: _fake(cells=10, ecp5_lut4=5, fmax_mhz=100.0 + i, logic_depth=10 + i,
+                       logic_depth_path=f"in{i} -> out{i}")
              for i, p in enumerate(area.COMPOSITES["t3_unit"].values())}
-    parts["t3_compute_memory"] = entry(cells=10, fpga_status="does not fit: 8 Mbit")
-    parts["t3_tracker"]["fmax_mhz"] = 42.0
-    u = area.compose("t3_unit", entry(cells=3, ecp5_lut4=1), parts)
-    assert u["cells"] == 3 + 10 * 5 and u["ecp5_lut4"] == 1 + 5 * 4
-    assert u["fmax_mhz"] == 42.0
-    assert u["fpga_status"] == "partial: not placed: t3_compute_memory (does not fit: 8 Mbit)"
+    for p, kw in override.items():
+        parts[p] = parts[p] | kw
+    return parts
+
+
+def test_compose_sums_and_takes_the_slowest_routed_part():
+    parts = _unit_parts(t3_tracker={"fmax_mhz": 42.0})
+    u = area.compose("t3_unit", _fake(cells=3, ecp5_lut4=1, logic_depth=2), parts)
+    assert u["cells"] == 3 + 10 * 5 and u["ecp5_lut4"] == 1 + 5 * 5
+    assert (u["fmax_mhz"], u["fmax_kind"]) == (42.0, "routed")
+    assert u["fmax_note"].startswith("slowest part t3_tracker")
+    deepest = max(parts, key=lambda p: parts[p]["logic_depth"])
+    assert u["logic_depth"] == parts[deepest]["logic_depth"] == 14
+    assert u["logic_depth_path"] == f"{deepest}: in4 -> out4" and u["depth_status"] == "ok"
+    assert u["asic_fmax_mhz_est"] == round(liberty.asic_fmax_mhz(14), 1)
+    assert u["glue"]["logic_depth"] == 2
     parts["t3_dma"]["status"] = "error: boom"
-    assert area.compose("t3_unit", entry(cells=3), parts)["status"] == "error: part t3_dma: error: boom"
+    assert area.compose("t3_unit", _fake(cells=3), parts)["status"] == \
+        "error: part t3_dma: error: boom"
+
+
+@pytest.mark.parametrize("why", ["timed out: ecp5_synth: timed out after 600 s",
+                                 "does not fit: 8388608 memory bits > 3833856 bits",
+                                 "error: nextpnr: ERROR: boom"])
+def test_part_without_fmax_makes_every_composite_unknown(why):
+    """A part with no Fmax never lets a composite report the slowest of the others."""
+    parts = _unit_parts(t3_tracker={"fmax_mhz": None, "fmax_kind": "unknown",
+                                    "fmax_note": why, "fpga_status": why,
+                                    "ecp5_lut4": None})
+    glue = _fake(cells=3, ecp5_lut4=1, logic_depth=2)
+    tt = area.compose("t3_track_trigger", glue, parts)
+    u = area.compose("t3_unit", glue, parts)
+    for c in (tt, u):
+        assert c["fmax_mhz"] is None and c["fmax_kind"] == "unknown"
+        assert c["fmax_note"] == f"part t3_tracker has no Fmax ({why})"
+        assert c["fpga_status"] == f"partial: not placed: t3_tracker ({why})"
+    # the Markdown says unknown and why, and no number stands in for it
+    data = {"config": DEFAULT_CONFIG.to_dict(), "technology": liberty.technology(),
+            "fpga": {"device": "LFE5U-85F", "package": "CABGA381", "freq_target_mhz": 100},
+            "designs": {"t3_tracker": parts["t3_tracker"], "t3_dma": parts["t3_dma"],
+                        "t3_unit": u},
+            "tracker_storage": None, "context": None, "total_runtime_s": 0.0}
+    md = area.to_markdown(data)
+    row = next(line for line in md.splitlines() if line.startswith("| t3_unit |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[11:13] == ["unknown", "unknown"]
+    others = min(parts[p]["fmax_mhz"] for p in area.COMPOSITES["t3_unit"].values()
+                 if parts[p]["fmax_mhz"] is not None)
+    assert f"{others:.1f}" not in row          # the slowest of the others does not stand in
+    assert f"- `t3_unit`: Fmax unknown: part t3_tracker has no Fmax ({why})." in md
+
+
+def test_estimated_part_makes_the_composite_estimated():
+    note = "nextpnr's timing estimate after placement (routing did not finish within 300 s)"
+    parts = _unit_parts(t3_csr={"fmax_mhz": 54.0, "fmax_kind": "estimated", "fmax_note": note})
+    u = area.compose("t3_unit", _fake(cells=3, logic_depth=2), parts)
+    assert (u["fmax_mhz"], u["fmax_kind"]) == (54.0, "estimated")
+    assert "estimated: t3_csr" in u["fmax_note"]
+    # a routed part slower than the estimated one still sets the number, not the kind
+    parts["t3_dma"]["fmax_mhz"] = 20.0
+    u = area.compose("t3_unit", _fake(cells=3, logic_depth=2), parts)
+    assert (u["fmax_mhz"], u["fmax_kind"]) == (20.0, "estimated")
+
+
+def test_part_without_depth_makes_the_composite_depth_unknown():
+    parts = _unit_parts(t3_tracker={"logic_depth": None,
+                                    "depth_status": "timed out: depth: timed out after 600 s"})
+    u = area.compose("t3_unit", _fake(cells=3, logic_depth=50), parts)
+    assert u["logic_depth"] is None and u["asic_fmax_mhz_est"] is None
+    assert u["depth_status"] == \
+        "unknown: t3_tracker: timed out: depth: timed out after 600 s"
+
+
+@pytest.mark.parametrize("nextpnr,cells,kind,mhz,note", [
+    ({"fmax_mhz": 88.04, "fmax_kind": "routed"}, 100, "routed", 88.0, None),
+    ({"fmax_mhz": 13.61, "fmax_kind": "placed", "place_only": True}, 80_000, "estimated",
+     13.6, "only placed: more than 40,000 generic cells"),
+    ({"fmax_mhz": 54.0, "fmax_kind": "placed", "place_only": False}, 9_000, "estimated",
+     54.0, "routing did not finish within 300 s"),
+    ({"failed": "nextpnr: timed out after 600 s", "timed_out": True}, 100, "unknown", None,
+     "timed out: nextpnr: timed out after 600 s"),
+])
+def test_flat_fmax_kind_and_note(nextpnr, cells, kind, mhz, note):
+    """A flat design's Fmax status from fabricated step results (no tools run)."""
+    results = {"synth": {"cells": cells, "seconds": 1.0},
+               "depth": {"logic_depth": 7, "path_from": "a", "path_to": "r", "seconds": 0.1},
+               "ecp5_synth": {"ecp5_lut4": 10, "seconds": 1.0},
+               "nextpnr": {"seconds": 1.0, **nextpnr}}
+    e = area._entry("t3_dma", results, [], fpga=True)
+    assert (e["fmax_mhz"], e["fmax_kind"]) == (mhz, kind)
+    assert (e["fmax_note"] is None) if note is None else (note in e["fmax_note"])
+    assert (e["logic_depth"], e["logic_depth_path"]) == (7, "a -> r")
+    assert e["asic_fmax_mhz_est"] == round(1e6 / ((7 + 3) * 45.0), 1)
+    skipped = area._entry("t3_dma", results, [], fpga=False)
+    assert (skipped["fmax_kind"], skipped["fmax_note"]) == ("unknown", "skipped (--no-fpga)")
+    loop = area._entry("t3_dma", {**results, "depth": {"failed": "depth: combinational loop "
+                                                                 "at x", "seconds": 0.1}},
+                       [], fpga=True)
+    assert loop["logic_depth"] is None and loop["asic_fmax_mhz_est"] is None
+    assert loop["depth_status"] == "error: depth: combinational loop at x"
+    assert loop["status"] == "ok"          # the area numbers stand
 
 
 def test_fpga_flow_skipped_above_the_cell_limit(cache, fp16):

@@ -115,7 +115,12 @@ def test_ring_scenario_is_the_model_scenario():
 @pytest.mark.xdist_group("calibration")
 def test_stored_measurement_still_matches_rtl(data):
     """Re-run the cheapest stored scenario on the RTL (Verilator) and compare its cycles
-    with the stored ones, exactly (the scenarios have no random jitter)."""
+    with the stored ones, exactly (the scenarios have no random jitter). Data marked
+    stale (measured on other hardware sources) cannot match: the run is not made and
+    the test is an expected failure, which test_calibration_digest_matches_rtl keeps
+    visible with the reason."""
+    if data.get("stale"):
+        pytest.xfail(f"rtl_calibration.json is marked stale: {data['stale'].get('reason', '')[:120]}")
     from verif.calibrate import from_entry, measure
     entry = min(data["scenarios"],
                 key=lambda e: e["measured"]["t3"] * e["scenario"]["devices"])

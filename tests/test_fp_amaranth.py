@@ -13,7 +13,7 @@ from amaranth.hdl import UnusedElaboratable
 from contract import latency
 from hw.fp import STAGE_CUTS, FloatAdder
 from sim_models import fparith
-from contract.spec import DEFAULT_CONFIG, FORMATS, ConfigError, T3Config
+from contract.spec import DEFAULT_CONFIG, FORMATS, FP_ADDER_STAGES_MAX, ConfigError, T3Config
 from tests.amaranth_util import run
 from verif import fp_vectors as V
 
@@ -83,7 +83,7 @@ def test_default_stages_come_from_the_spec():
 
 
 def test_supported_stages_match_the_spec_range():
-    for s in range(0, 7):
+    for s in range(0, FP_ADDER_STAGES_MAX + 3):
         try:
             T3Config(fp_adder_stages=s)
             spec_ok = True
@@ -94,8 +94,9 @@ def test_supported_stages_match_the_spec_range():
 
 @pytest.mark.parametrize("kw,msg", [
     (dict(fmt="fp8"), r"^FloatAdder: fmt='fp8': must be one of fp16, bf16, fp32$"),
-    (dict(fmt="fp16", stages=0), r"^FloatAdder: stages=0: must be an integer in \[1, 4\]$"),
-    (dict(fmt="fp16", stages=5), r"stages=5"),
+    (dict(fmt="fp16", stages=0),
+     rf"^FloatAdder: stages=0: must be an integer in \[1, {FP_ADDER_STAGES_MAX}\]$"),
+    (dict(fmt="fp16", stages=FP_ADDER_STAGES_MAX + 1), rf"stages={FP_ADDER_STAGES_MAX + 1}"),
     (dict(fmt="fp16", stages=True), r"stages=True"),
     (dict(fmt="fp16", stages=2.0), r"stages=2.0"),
 ])

@@ -13,8 +13,10 @@ from amaranth.sim import Simulator
 
 from contract import latency
 from hw.nmc import ComputeMemory, NearMemoryAlu, resp_fifo_depth, same_line_update_bubble
+from sim_models import fparith
 from sim_models.nmc_model import ComputeMemoryModel, accept_schedule, random_trace
-from contract.spec import ConfigError, Op, T3Config, memory_request_fields
+from contract.spec import (DEFAULT_CONFIG, FP_ADDER_STAGES_MAX, ConfigError, Op, T3Config,
+                           memory_request_fields)
 from verif.streams import Struct, pack_line, unpack_line
 
 DTYPES = ("fp16", "bf16", "fp32")
@@ -144,7 +146,7 @@ def expected_accept_gaps(reqs, L):
     return [y - x for x, y in zip(c, c[1:])]
 
 
-@pytest.mark.parametrize("stages", [1, 2, 3, 4])
+@pytest.mark.parametrize("stages", range(1, FP_ADDER_STAGES_MAX + 1))
 def test_same_line_update_bubble(stages):
     cfg = small(fp_adder_stages=stages)
     one = np.full(4, 0x3C00)
@@ -156,6 +158,38 @@ def test_same_line_update_bubble(stages):
     assert dut.same_line_update_bubble == stages - 1
     assert gaps[:n - 1] == [1 + dut.same_line_update_bubble] * (n - 1)
     assert list(res["resp"][0]) == [0x4D00] * 4            # 20.0 in fp16
+
+
+def chain_updates(cfg, n: int, seed: int) -> list:
+    """``n`` UPDATEs of all lanes of line 5 with random values of mixed magnitudes (so
+    that the order of the additions changes the rounded result), then one READ."""
+    rng = np.random.default_rng(seed)
+    vals = rng.uniform(-1, 1, (n, cfg.lanes)) * 2.0 ** rng.integers(-10, 8, (n, cfg.lanes))
+    data = fparith.from_float(cfg.fmt, vals.ravel()).reshape(n, cfg.lanes)
+    return [(Op.UPDATE, 5, (1 << cfg.lanes) - 1, d) for d in data] + [(Op.READ, 5, 0, None)]
+
+
+@pytest.mark.parametrize("stages", sorted({1, DEFAULT_CONFIG.fp_adder_stages, FP_ADDER_STAGES_MAX}))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dependent_update_chain_of_64(dtype, stages):
+    """64 dependent UPDATEs to one line, then a READ of it: the READ returns the sum in
+    program order (bit-exact; another order would differ) at cycle (from the first
+    acceptance) 63 * (1 + bubble) + 1 + latency: 64 + latency with a 1-stage adder, one
+    UPDATE per L cycles otherwise (the exact-rounding recurrence, docs/nmc.md)."""
+    seed = new_seed()
+    cfg = small(dtype, fp_adder_stages=stages)
+    n = 64
+    reqs = chain_updates(cfg, n, seed)
+    res = simulate(cfg, reqs)
+    check_against_model(cfg, reqs, res)
+    dut = res["dut"]
+    done = res["resp_cycle"][0] - res["accept"][0]
+    assert done == (n - 1) * stages + 1 + latency.compute_memory(cfg)
+    if stages == 1:
+        assert done == n + dut.latency
+    # the check can fail: the same additions in reverse order round differently
+    rev = ComputeMemoryModel(cfg).run(reqs[n - 1::-1] + reqs[n:])
+    assert (rev[0] != res["resp"][0]).any()
 
 
 def test_bubble_rule_on_mixed_reuse():

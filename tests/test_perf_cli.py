@@ -67,7 +67,14 @@ def test_table_and_summary_text(capsys):
     rc, out, err = _run(capsys)
     assert rc == 0 and err == ""
     assert "Mega-GPT-2" in out and "MT-NLG" in out and "Headline" in out
-    assert len([l for l in out.splitlines() if " IP_bwd " in l]) == 7
+    table, rest = out.split("Speedup over sequential", 1)
+    assert len([l for l in table.splitlines() if " IP_bwd " in l]) == 7
+    # the per-sublayer picture (paper set: 2 models x 2 TPs) and the end-to-end projection
+    # (7 model/TP pairs x training and inference)
+    picture, e2e = rest.split("End-to-end projection", 1)
+    assert len([l for l in picture.splitlines() if " IP_bwd " in l]) == 4
+    rows = [l.split() for l in e2e.splitlines()[2:]]
+    assert sorted(r[2] for r in rows if len(r) == 10) == ["inference"] * 7 + ["training"] * 7
 
 
 @pytest.mark.parametrize("name", ["tp", "link-bw", "tokens", "compute2x"])
@@ -103,8 +110,9 @@ def test_tokens_override(capsys):
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["--sweep", "nope"], "--sweep"),
-    (["--tokens", "0"], "--tokens"),
+    (["--sweep", "nope"], "argument --sweep: invalid choice: 'nope'"),
+    (["--tokens", "0"], "argument --tokens: '0' must be >= 1"),
+    (["--tokens", "8", "--bogus"], "unrecognized arguments: --bogus"),
     (["--config", "/nonexistent/hw.toml"], "/nonexistent/hw.toml: cannot read"),
     (["--workloads", "/nonexistent/wl.toml"], "/nonexistent/wl.toml: cannot read"),
     (["--plot", "/dev/null"], "--plot /dev/null"),
@@ -112,7 +120,8 @@ def test_tokens_override(capsys):
 def test_bad_arguments_exit_2_one_line(capsys, argv, needle):
     rc, out, err = _run(capsys, *argv)
     assert rc == 2 and out == ""
-    assert err.count("\n") == 1 and err.startswith("t3") and needle in err
+    # argparse's errors too carry the command's name (README: `t3 <command>: error:`)
+    assert err.count("\n") == 1 and err.startswith("t3 model: error: ") and needle in err, err
 
 
 def test_fused_ag_extension_rows(capsys):

@@ -87,16 +87,19 @@ def test_sequential_is_sum_of_parts_and_orderings(sub):
 @pytest.mark.parametrize("sub", [s for s in SUBS if s.kind in ("OP", "FC2")], ids=_ids)
 def test_monotonic_in_link_bandwidth(sub):
     """A faster link never slows a configuration whose GEMM is protected from the
-    communication stream (sequential, ideal, compute-first MCA). Under FIFO sharing
-    (t3, sw_overlap) a faster link may slow the GEMM once DRAM is oversubscribed, so
-    for those only the range where GEMM + link traffic fit in DRAM is checked."""
+    communication stream (sequential, ideal). Compute-first MCA protects it up to its
+    starvation limit: a faster link brings more communication to force through, so it
+    may cost the GEMM a little (at most 1%). Under FIFO sharing (t3, sw_overlap) a faster
+    link may slow the GEMM once DRAM is oversubscribed, so for those only the range
+    where GEMM + link traffic fit in DRAM is checked."""
     prev = None
+    slack = {"sequential": 1e-9, "ideal": 1e-9, "t3_mca": 0.01, "t3": 1e-9, "sw_overlap": 1e-9}
     for bw in (37.5, 75, 150, 300, 600, 1200):
         r = evaluate(HW.replace(link={"bandwidth_GBps": bw}), sub)
         cur = {c: r[c].time_s for c in CONFIGS}
         if prev:
             for c in ("sequential", "ideal", "t3_mca") + (("t3", "sw_overlap") if bw <= 150 else ()):
-                assert cur[c] <= prev[c] * (1 + 1e-9), (c, bw)
+                assert cur[c] <= prev[c] * (1 + slack[c]), (c, bw)
         prev = cur
 
 

@@ -59,3 +59,51 @@ def test_lanes_key_and_unknown_key(tmp_path):
     f.write_text("[t3\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(f)
+
+
+def test_tracker_cache_geometry():
+    """The tracker table is tracker_entries / tracker_ways sets (one fully associative
+    set when there are fewer entries than ways); the backing store holds one counter per
+    phase per line of memory unless tracker_counters says otherwise."""
+    cfg = T3Config()
+    assert (cfg.tracker_ways, cfg.tracker_sets, cfg.tracker_assoc) == (4, 64, 4)
+    assert cfg.tracker_counters == 0 and cfg.tracker_counter_slots == 2 * 16384
+    assert cfg.tracker_counter_index_bits == 15
+    small = T3Config(tracker_entries=2, mem_depth_lines=1000)
+    assert (small.tracker_sets, small.tracker_assoc) == (1, 2)
+    assert small.tracker_counter_slots == 2048               # 2 x 2**addr_bits
+    odd = T3Config(tracker_entries=40, tracker_counters=64)
+    assert (odd.tracker_sets, odd.tracker_counter_slots, odd.tracker_counter_index_bits) == (10, 64, 6)
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(tracker_ways=0), r"^config: tracker_ways=0: must be an integer in \[1, 16\]$"),
+    (dict(tracker_ways=17), r"^config: tracker_ways=17: must be an integer in \[1, 16\]$"),
+    (dict(tracker_entries=38), r"^config: tracker_entries=38: must be a multiple of "
+                               r"tracker_ways=4 \(or at most tracker_ways: one fully "
+                               r"associative set\)$"),
+    (dict(tracker_counters=3), r"^config: tracker_counters=3: must be 0 \(one per phase per "
+                               r"memory line\) or a power of two >= 2$"),
+    (dict(tracker_counters=1), r"tracker_counters=1: must be 0"),
+    (dict(tracker_counters=-2), r"tracker_counters=-2: must be an integer in \[0, 33554432\]"),
+    (dict(tracker_counters=True), r"tracker_counters=True: must be an integer"),
+])
+def test_tracker_cache_errors(kw, msg):
+    with pytest.raises(ConfigError, match=msg):
+        T3Config(**kw)
+
+
+def test_tracker_counters_must_cover_the_output():
+    """contract.sizing: an explicit backing store must hold 2 counters per line of the
+    output (checked, one-line error); config_for grows it; 0 (one per line of memory)
+    always fits."""
+    from contract.gemm import GemmSpec
+    from contract.sizing import check_config, config_for
+    g = GemmSpec(m=128, n=128, k=64, devices=4)        # 512 lines of 64 B fp16
+    with pytest.raises(ConfigError, match=r"^config: tracker_counters=64: the output occupies "
+                                          r"lines up to 511, whose tiles need 1024 backing "
+                                          r"counters"):
+        check_config(T3Config(tracker_counters=64, ring_devices=4), g)
+    assert config_for(g, T3Config(tracker_counters=64)).tracker_counters == 1024
+    assert config_for(g).tracker_counters == 0
+    check_config(config_for(g, T3Config(tracker_counters=64)), g)

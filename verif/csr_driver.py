@@ -15,12 +15,20 @@ from .streams import ClockDomain, StreamSink, StreamSource, Struct
 __all__ = ["CsrMaster", "arbiter_settings"]
 
 
-def arbiter_settings(cfg: T3Config) -> dict[str, int]:
-    """The ARB register fields that configure ``cfg``'s memory-controller arbiter
-    (``arbiter_policy``, ``mca_queue_threshold``, ``mca_starvation_limit``): the
-    register's reset values under ``cfg`` (contract.regmap, the one encoding)."""
-    r = regmap.reg(cfg, "ARB")
-    return regmap.decode(r, r.reset)
+#: the registers that configure the memory-controller arbiter
+ARBITER_REGISTERS = ("ARB", "ARB_AUTO")
+
+
+def arbiter_settings(cfg: T3Config) -> dict[str, dict[str, int]]:
+    """Per register of :data:`ARBITER_REGISTERS`, the fields that configure ``cfg``'s
+    memory-controller arbiter (``arbiter_policy``, ``mca_queue_threshold``,
+    ``mca_starvation_limit``, ``mca_window_log2``): the registers' reset values under
+    ``cfg`` (contract.regmap, the one encoding)."""
+    out = {}
+    for name in ARBITER_REGISTERS:
+        r = regmap.reg(cfg, name)
+        out[name] = regmap.decode(r, r.reset)
+    return out
 
 
 class CsrMaster:
@@ -75,7 +83,9 @@ class CsrMaster:
         value is only the policy it was generated with: a run that needs a given policy
         writes it."""
         want = arbiter_settings(cfg or self.cfg)
-        await self.write_fields("ARB", **want)
-        got = await self.read_fields("ARB")
-        assert got == want, f"{self.req.name}: ARB reads back {got} after writing {want}"
-        return got
+        got = {}
+        for name, fields in want.items():
+            await self.write_fields(name, **fields)
+            got[name] = await self.read_fields(name)
+        assert got == want, f"{self.req.name}: arbiter registers read back {got} after writing {want}"
+        return {k: v for fields in got.values() for k, v in fields.items()}

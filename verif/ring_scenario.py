@@ -14,6 +14,17 @@ READs per cycle (as ``num/den`` with den <= 511, the ring's credit width) for as
 the device's GEMM stores take: ``count = ceil(rate x max(last issue time + 1, producer
 requests))`` READs per device (:func:`gemm_read_counts`; finite also at rate 1, unlike
 ``requests x rate / (1 - rate)``). READs change no memory: the golden model is the same.
+
+Memory and closed-loop GEMM (issue #15): ``memory="dram"`` builds the units with the DRAM
+controller (hw/dram.py) and (unless background reads are asked for) makes the
+closed-loop GEMM (hw/env/gemm_producer.py) the producer: each device's stores are released wave by wave (the waves of
+sim_models.trace.producer_trace), each wave after ``k_steps`` compute steps of
+``ceil(wg_cycles / k_steps)`` cycles, each step waiting for its operand READs. A wave of
+``c`` compute cycles and ``l`` store lines issues ``ceil(gemm_intensity x (c + l))`` READs
+(:func:`closed_loop_waves`): ``gemm_intensity`` is the GEMM's DRAM read lines per cycle
+of its own run time at full speed, as a fraction of the memory's peak (1 line/cycle).
+The READs walk the whole memory, at most ``gemm_outstanding`` in flight per device.
+With MCA, the threshold is measured over the first stage (:meth:`RingScenario.mca_window_log2`).
 """
 
 from __future__ import annotations
@@ -33,10 +44,11 @@ import numpy as np
 
 from contract.gemm import split_chunks
 from contract.sizing import fire_queue_needed, tracker_entries_min, tracker_entries_needed
-from contract.spec import DEFAULT_CONFIG, ConfigError, T3Config
+from contract.spec import DEFAULT_CONFIG, FORMATS, MCA_WINDOW_LOG2_MAX, MEMORIES, ConfigError, \
+    T3Config
 from sim_models.golden import run_ring
 from sim_models.perf.rtl_model import RtlScenario
-from sim_models.trace import save_traces
+from sim_models.trace import device_waves, save_traces, wave_lines
 from sim_models.workload import make_workload
 
 __all__ = ["RingScenario", "prepare", "run_scenario", "MODES", "available_modes",
@@ -72,8 +84,29 @@ class RingScenario(RtlScenario):
     link_fifo: int | None = None
     dma_queue_depth: int | None = None
     gemm_read_rate: float = 0.0
+    memory: str = "ideal"
+    gemm_intensity: float = 0.0
+    k_steps: int = 4
+    gemm_outstanding: int = 32
 
     def __post_init__(self) -> None:
+        from hw.env.ring import GEMM_OUTSTANDING
+        if self.memory not in MEMORIES:
+            raise ConfigError(f"memory={self.memory!r}: must be one of {', '.join(MEMORIES)}")
+        x = self.gemm_intensity
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= x <= 1.0:
+            raise ConfigError(f"gemm_intensity={x!r}: must be a number in [0, 1] (DRAM read "
+                              "lines per cycle of the GEMM, fraction of peak)")
+        if x and not self.closed_loop:
+            raise ConfigError(f"gemm_intensity={x!r}: the closed-loop GEMM runs with "
+                              "memory='dram' and no background reads (gemm_read_rate=0) only")
+        if isinstance(self.k_steps, bool) or not isinstance(self.k_steps, int) \
+                or not 1 <= self.k_steps <= 0xFFFF:
+            raise ConfigError(f"k_steps={self.k_steps!r}: must be an integer in [1, 65535]")
+        if isinstance(self.gemm_outstanding, bool) or not isinstance(self.gemm_outstanding, int) \
+                or not 1 <= self.gemm_outstanding <= GEMM_OUTSTANDING:
+            raise ConfigError(f"gemm_outstanding={self.gemm_outstanding!r}: must be an integer "
+                              f"in [1, {GEMM_OUTSTANDING}] (READs in flight per device)")
         r = self.gemm_read_rate
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0.0 <= r <= 1.0:
             raise ConfigError(f"gemm_read_rate={r!r}: must be a number in [0, 1] (READs per cycle)")
@@ -93,11 +126,40 @@ class RingScenario(RtlScenario):
         f = Fraction(self.gemm_read_rate).limit_denominator(gemm_read_max_den())
         return f.numerator, f.denominator
 
+    @property
+    def closed_loop(self) -> bool:
+        """The closed-loop GEMM is the producer: with the DRAM memory, unless background
+        READs are asked for (``gemm_read_rate`` > 0: the open-loop trace and the read
+        generator, as with the ideal memory)."""
+        return self.memory == "dram" and not self.gemm_read_rate
+
+    def step_cycles(self) -> int:
+        """Compute cycles of one of a wave's ``k_steps`` steps."""
+        return -(-self.wg_cycles // self.k_steps)
+
+    def mca_window_log2(self) -> int:
+        """The MCA measurement window (ARB_AUTO.window_log2): with MCA and the closed-loop
+        GEMM, the largest power of two within device 0's first stage at full speed (its
+        waves' compute + store cycles); else 0 (the fixed threshold)."""
+        if self.policy != "mca" or not self.closed_loop:
+            return 0
+        gemm = self.gemm()
+        geo = gemm.geometry(self.line_bytes // FORMATS[self.dtype].bytes)
+        chunks = split_chunks(gemm, geo)
+        stages = [ch.index for ch, _ in device_waves(gemm, geo, chunks, 0)]
+        in_first = sum(1 for c in stages if c == stages[0])
+        first = sum(self.k_steps * self.step_cycles() + n
+                    for n in wave_lines(gemm, geo, chunks, 0)[:in_first])
+        return max(1, min(MCA_WINDOW_LOG2_MAX, first.bit_length() - 1))
+
     def base_config(self) -> T3Config:
-        """The unit as the ring is built: RtlScenario's, with :func:`ring_regions` regions
-        and the default clock (the RTL has none: the model's 1 GHz is the model's unit)."""
+        """The unit as the ring is built: RtlScenario's, with :func:`ring_regions` regions,
+        the default clock (the RTL has none: the model's 1 GHz is the model's unit), the
+        scenario's memory and its MCA window."""
         return super().base_config().replace(regions=ring_regions(self.devices),
-                                             clock_ghz=DEFAULT_CONFIG.clock_ghz)
+                                             clock_ghz=DEFAULT_CONFIG.clock_ghz,
+                                             memory=self.memory,
+                                             mca_window_log2=self.mca_window_log2())
 
     def config(self) -> T3Config:
         """RtlScenario's (the base fitted to the GEMM), with the fixed ``mem_depth_lines``
@@ -131,7 +193,8 @@ class RingScenario(RtlScenario):
         c = self.config()
         return {"top": "t3_ring", **{k: v for k, v in c.to_dict().items()
                                      if k not in ("link_latency_cycles", "link_lines_per_cycle",
-                                                  "arbiter_policy", "clock_ghz")},
+                                                  "arbiter_policy", "mca_window_log2",
+                                                  "clock_ghz")},
                 "link_depth": link_depth(c, self.link_fifo)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,6 +224,22 @@ def gemm_read_counts(rate: float, traces) -> list[int]:
     if rate == 0:
         return [0] * len(traces)
     return [math.ceil(rate * max(int(t.time[-1]) + 1 if len(t) else 0, len(t))) for t in traces]
+
+
+def closed_loop_waves(scn: RingScenario, wl) -> list[list[tuple[int, int]]]:
+    """Per device, its waves as ``(store lines, READs per step)`` (module doc)."""
+    if not scn.closed_loop:
+        return [[] for _ in range(scn.devices)]
+    geo = wl.gemm.geometry(wl.cfg.lanes)
+    compute = scn.k_steps * scn.step_cycles()
+    out = []
+    for d in range(scn.devices):
+        waves = []
+        for lines in wave_lines(wl.gemm, geo, wl.chunks, d):
+            reads = math.ceil(scn.gemm_intensity * (compute + lines))
+            waves.append((lines, -(-reads // scn.k_steps)))
+        out.append(waves)
+    return out
 
 
 def prepare(scn: RingScenario, workdir: str | Path) -> dict[str, Any]:
@@ -193,6 +272,14 @@ def prepare(scn: RingScenario, workdir: str | Path) -> dict[str, Any]:
         "gemm_reads": dict(zip(("num", "den"), scn.gemm_read_ratio()),
                            counts=gemm_read_counts(scn.gemm_read_rate, wl.traces)),
     }
+    waves = closed_loop_waves(scn, wl)
+    expect["closed_loop"] = {
+        "enable": scn.closed_loop, "k_steps": scn.k_steps, "step_cycles": scn.step_cycles(),
+        "outstanding": scn.gemm_outstanding, "waves": waves,
+        "reads": [scn.k_steps * sum(r for _, r in w) for w in waves],
+    }
+    if scn.closed_loop:
+        expect["gemm_reads"]["counts"] = expect["closed_loop"]["reads"]
     (workdir / "expect.json").write_text(json.dumps(expect, indent=1))
     return expect
 

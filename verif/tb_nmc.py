@@ -12,6 +12,7 @@ from __future__ import annotations
 import cocotb
 import numpy as np
 
+from sim_models.fparith import from_float
 from sim_models.nmc_model import ComputeMemoryModel, accept_schedule, random_trace
 from contract.spec import Op, T3Config, memory_request_fields
 from verif import coverage
@@ -140,22 +141,27 @@ async def sustained_rate(dut):
 @cocotb.test()
 @coverage.saving("nmc")
 async def same_line_update_rate(dut):
-    """A chain of UPDATEs to one line: exactly ``bubble`` idle cycles between two; a
-    random UPDATE-heavy trace on 2 lines: the acceptance cycles follow the documented rule
-    (sim_models.nmc_model.accept_schedule) exactly."""
+    """A chain of 64 UPDATEs to one line with values of mixed magnitudes (the order of the
+    additions changes the rounded sum), then a READ of it: exactly ``bubble`` idle cycles
+    between two UPDATEs, the READ right after the last, its line bit-exact (program
+    order); a random UPDATE-heavy trace on 2 lines: the acceptance cycles follow the
+    documented rule (sim_models.nmc_model.accept_schedule) exactly."""
     tb = await NmcTB(dut).start()
     await tb.clear()
     bubble, L = tb.p["bubble"], tb.p["alu_latency"]
     full = (1 << tb.lanes) - 1
-    one = np.full(tb.lanes, {"fp16": 0x3C00, "bf16": 0x3F80, "fp32": 0x3F800000}[tb.cfg.dtype])
     n = 64
-    chain = [(Op.UPDATE, 3, full, one)] * n + [(Op.READ, 3, 0, None)]
+    rng = np.random.default_rng(tb.rng("chain").randrange(1 << 30))
+    vals = rng.uniform(-1, 1, (n, tb.lanes)) * 2.0 ** rng.integers(-10, 8, (n, tb.lanes))
+    data = from_float(tb.cfg.fmt, vals.ravel()).reshape(n, tb.lanes)
+    chain = [(Op.UPDATE, 3, full, d) for d in data] + [(Op.READ, 3, 0, None)]
     tb.accept_cycles.clear()
     await tb.run(chain)
     gaps = np.diff(tb.accept_cycles[:n])
     tb.log.info("dependent UPDATE chain: %d in %d cycles (%.3f req/cycle, bubble %d)",
                 n, _span(tb.accept_cycles[:n]), n / _span(tb.accept_cycles[:n]), bubble)
     assert (gaps == 1 + bubble).all(), f"gaps between dependent UPDATEs: {sorted(set(gaps))}"
+    assert tb.accept_cycles[n] - tb.accept_cycles[0] == (n - 1) * L + 1, "READ after the chain"
 
     reqs = random_trace(tb.cfg, tb.rng("reuse"), 300, hot_lines=2, hot_prob=0.95,
                         op_weights=(1, 1, 6))

@@ -51,6 +51,7 @@ from contract.program import DeviceProgram
 from contract.spec import Op, memory_request_fields, memory_response_fields, \
     producer_request_fields
 from sim_models.baseline import baseline_programs, ring_steps
+from hw.env.ring import GEMM_COUNT_BITS, GEMM_COUNTERS, UNIT_MEMORY_COUNTERS
 from sim_models.trace import load_traces
 
 from . import coverage
@@ -71,6 +72,8 @@ class RingTB(TB):
         super().__init__(dut, period_ns=PERIOD_NS)
         #: wall seconds per phase of the current mode (``pack``: trace words, accumulated)
         self.wall: dict[str, float] = {"pack": 0.0}
+        #: the test's first cycle (its reset follows): the span of the unit counters
+        self.cycle0 = self.cycle
         p = tb_params()
         self.workdir = Path(p["workdir"])
         self.cfg, self.gemm, self.programs, self.traces = load_traces(self.workdir / "trace")
@@ -95,7 +98,13 @@ class RingTB(TB):
             getattr(dut, f"gemm_read_count__{d}").value = 0
         for name in ("num", "den", "base", "lines"):
             getattr(dut, f"gemm_read_{name}").value = 0
-        #: background READs per device (0 = off), armed by arm_gemm_reads
+        for name in ("enable", "k_steps", "step_cycles", "outstanding"):
+            getattr(dut, f"gemm_{name}").value = 0
+        #: the closed-loop GEMM's settings and waves (expect.json), armed by arm_gemm_reads
+        self.closed_loop = self.expect["closed_loop"]
+        self.waves = [self.source(f"waves__{d}", name=f"device {d} waves") for d in devices]
+        self.wave = Struct([("lines", GEMM_COUNT_BITS), ("reads", GEMM_COUNT_BITS)])
+        #: producer-port READs per device (background or closed loop; 0 = off)
         self.gemm_read_counts = [int(c) for c in self.expect["gemm_reads"]["counts"]]
         num, den = self.cfg.link_credit_ratio
         dut.link_latency.value = self.cfg.link_latency_cycles
@@ -125,6 +134,10 @@ class RingTB(TB):
         self.wall["pack"] += time.perf_counter() - w0
         start = self.cycle
         for d, tr in enumerate(self.traces):
+            if self.closed_loop["enable"]:
+                # the closed-loop GEMM decides when each wave's stores go
+                self.producer[d].send_nowait(words[d])
+                continue
             issue = jittered_times(tr.time, jitter, self.rng(f"jitter{d}"))
             self.producer[d].send_nowait(words[d], at=[start + t for t in issue])
         for src in self.producer:
@@ -142,17 +155,27 @@ class RingTB(TB):
                          for d in range(self.n))
 
     def arm_gemm_reads(self) -> list[int]:
-        """Start every device's background GEMM reads (rate and count of expect.json,
-        window = the output buffer); returns the per-device counts (all 0 when off)."""
-        g = self.expect["gemm_reads"]
+        """Start every device's GEMM reads: the background generator (rate and count of
+        expect.json, window = the output buffer) or the closed-loop GEMM (its settings,
+        every device's wave descriptors queued, window = the whole memory); returns the
+        per-device READ counts (all 0 when off)."""
+        g, cl = self.expect["gemm_reads"], self.closed_loop
         lo, hi = self.expect["out_lines"]
         dut = self.dut
-        dut.gemm_read_num.value = int(g["num"])
-        dut.gemm_read_den.value = int(g["den"])
+        if cl["enable"]:
+            lo, hi = 0, self.cfg.mem_depth_lines
+            dut.gemm_enable.value = 1
+            for name in ("k_steps", "step_cycles", "outstanding"):
+                getattr(dut, f"gemm_{name}").value = int(cl[name])
+            for d, waves in enumerate(cl["waves"]):
+                self.waves[d].send_nowait([self.wave.pack(lines=n, reads=r) for n, r in waves])
+        else:
+            dut.gemm_read_num.value = int(g["num"])
+            dut.gemm_read_den.value = int(g["den"])
+            for d, c in enumerate(self.gemm_read_counts):
+                getattr(dut, f"gemm_read_count__{d}").value = c
         dut.gemm_read_base.value = lo
         dut.gemm_read_lines.value = hi - lo
-        for d, c in enumerate(self.gemm_read_counts):
-            getattr(dut, f"gemm_read_count__{d}").value = c
         return list(self.gemm_read_counts)
 
     def gemm_reads(self) -> list[tuple[int, int]]:
@@ -194,6 +217,18 @@ class RingTB(TB):
                                      f"{got}, expected {targets}")
             # never step past the first edge at which the timeout would be noticed
             await self.clock.edges(max(1, min(behind, timeout + 1 - waited)))
+
+    async def wait_idle_units(self, *, timeout: int) -> None:
+        """Wait until every unit's STATUS.busy is 0 (the DMA engine may still be
+        completing fires that move nothing after the memory went quiet), polling every
+        device's register bus; AssertionError after ``timeout`` cycles."""
+        start = self.cycle
+        while True:
+            busy = [(await c.read_fields("STATUS"))["busy"] for c in self.csr]
+            if not any(busy):
+                return
+            assert self.cycle - start <= timeout, f"units still busy after {timeout} cycles: {busy}"
+            await self.clock.edges(16)
 
     def mem_reqs(self) -> list[int]:
         return [int(getattr(self.dut, f"mem_reqs__{d}").value) for d in range(self.n)]
@@ -265,19 +300,39 @@ class RingTB(TB):
 
     # ---- results -------------------------------------------------------------------
     async def check_memories(self, mode: str) -> dict:
+        """Read every device's WHOLE memory back and compare it with the golden model's
+        (a stray write outside the output buffer fails too); the output buffer's lines go
+        to ``readback_<mode>.npz``."""
         lo, hi = self.expect["out_lines"]
-        got = await self.read_memories(lo, hi)
-        np.savez(self.workdir / f"readback_{mode}.npz", **{f"mem{d}": g for d, g in enumerate(got)})
+        depth = self.cfg.mem_depth_lines
+        got = await self.read_memories(0, depth)
+        np.savez(self.workdir / f"readback_{mode}.npz",
+                 **{f"mem{d}": g[lo:hi] for d, g in enumerate(got)})
         bad = {}
         for d in range(self.n):
-            want = self.golden[d][lo:hi]
+            want = self.golden[d][:depth]
             diff = np.argwhere(got[d] != want)
             if len(diff):
                 line, lane = diff[0]
-                bad[d] = (f"device {d}: {len(diff)} elements differ; first at line {lo + line} lane "
-                          f"{lane}: got {got[d][line, lane]:#x}, want {want[line, lane]:#x}")
+                where = "inside" if lo <= line < hi else "OUTSIDE"
+                bad[d] = (f"device {d}: {len(diff)} elements differ; first at line {line} ({where} "
+                          f"the output buffer [{lo}, {hi})) lane {lane}: got "
+                          f"{got[d][line, lane]:#x}, want {want[line, lane]:#x}")
         assert not bad, f"{mode}: memories differ from the golden model: " + "; ".join(bad.values())
-        return {"lines_checked": (hi - lo) * self.n}
+        return {"lines_checked": depth * self.n}
+
+    def check_counters(self, mode: str, stats: list[dict]) -> None:
+        """Every counter the golden model predicts, per device (t3 mode): tracker fires,
+        DMA tiles and lines, link packets in, producer requests (+ the GEMM's READs),
+        memory requests; and no error flag."""
+        for d, (st, e) in enumerate(zip(stats, self.expect["t3"])):
+            # the DMA engine completes every fired tile (FireOp.NONE ones too, moving
+            # nothing): its tile count is the tracker's fires, its lines the golden READs
+            want = {"irq": 0, "fires": e["fires"], "dma_tiles": e["fires"],
+                    "dma_lines": e["dma_reads"], "ingress_reqs": e["link_in"],
+                    "producer_reqs": e["producer"] + self.gemm_read_counts[d]}
+            got = {k: st[k] for k in want}
+            assert got == want, f"{mode}: device {d}: counters {got}, golden model {want}"
 
     async def stats(self) -> list[dict]:
         out = []
@@ -285,12 +340,20 @@ class RingTB(TB):
             st = {name: int(getattr(self.dut, f"{name}__{d}").value)
                   for name in ("mem_reqs", "mem_busy_cycles", "queue_full_cycles", "link_busy_cycles")}
             for c in ("tracked_reqs", "fires", "stall_cycles", "dma_tiles", "dma_lines",
-                      "producer_reqs", "ingress_reqs", "remote_sent", "starved_grants", "kicks"):
+                      "producer_reqs", "ingress_reqs", "remote_sent", "starved_grants", "kicks",
+                      "tracker_hits", "tracker_misses", "tracker_fills", "tracker_spills"):
                 st[c] = await self.csr[d].read(regmap.reg(self.cfg, c.upper()).addr)
             # the tracker's high-water mark (TRACKER_PEAK holds only this field)
             st["tracker_peak"] = await self.csr[d].read(regmap.reg(self.cfg, "TRACKER_PEAK").addr)
+            st["sim_cycles"] = self.cycle - self.cycle0     # the counters' span (from reset)
             st["irq"] = int(self.dut.irq.value) >> d & 1
             st["gemm_reads"] = int(getattr(self.dut, f"gemm_reads_done__{d}").value)
+            for name in UNIT_MEMORY_COUNTERS + tuple(f"gemm_{c}" for c in GEMM_COUNTERS) \
+                    + ("gemm_read_latency_max",):
+                st[name] = int(getattr(self.dut, f"{name}__{d}").value)
+            arb = await self.csr[d].read_fields("ARB_STATUS")
+            st["mca_threshold_used"], st["mca_measured"] = arb["threshold_used"], arb["measured"]
+            st["mca_window_reqs"] = await self.csr[d].read(regmap.reg(self.cfg, "ARB_WINDOW").addr)
             out.append(st)
         return out
 
@@ -342,12 +405,11 @@ async def ring_t3(dut):
     targets = [b + e["mem_reqs"] + r for b, e, r in zip(base, tb.expect["t3"], reads)]
     end = await tb.wait_applied(targets, timeout=_timeout(tb))
     await tb.wait_gemm_reads(timeout=_timeout(tb))
+    await tb.wait_idle_units(timeout=_timeout(tb))
     w2 = time.perf_counter()
     cycles = end - start
     stats = await tb.stats()
-    for d, st in enumerate(stats):
-        assert st["irq"] == 0, f"device {d}: error flag raised: {st}"
-        assert st["fires"] == tb.expect["t3"][d]["fires"], f"device {d}: fires {st['fires']}"
+    tb.check_counters("t3", stats)
     w3 = time.perf_counter()
     check = await tb.check_memories("t3")
     tb.cover_run(stats)

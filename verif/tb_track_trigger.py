@@ -15,8 +15,16 @@ into a tile this device itself sent during the reduce-scatter must not overwrite
 before the DMA read it. The bench holds such a STORE until the device has emitted the
 tile's reduce-scatter packets.
 
+The tracker table is a cache over backing counters (hw/tracker_table.py): the bench
+records the order in which requests reach memory and feeds the tracked ones to the cache
+model (sim_models.tracker_cache); the unit's TRACKER_HITS/MISSES/FILLS/SPILLS must be the
+model's. ``producer_delay`` starts the producer late, so the previous device's half of
+every tile (the link half) arrives first and a whole chunk of tiles is live at once: with
+a chunk of 8,192 WF tiles against 256 entries nearly every tile is spilled and filled
+back.
+
 ``misuse_flags``: every error flag raised on purpose, read and cleared through the CSR
-bus.
+bus; then more live tiles than table entries (no flag, every tile fires once).
 
 Each test has its own parameters (verif/test_track_trigger.py) and runs only when the run
 selects it by name (``tb_params(test=...)`` fails otherwise, verif/runner.py).
@@ -41,6 +49,7 @@ from contract.spec import (FireOp, Op, ProducerAction, T3Config, link_packet_fie
 from sim_models.golden import run_ring
 from sim_models.link_traffic import LinkPacket, link_traffic, tracked_requests
 from sim_models.nmc_model import ComputeMemoryModel
+from sim_models.tracker_cache import TrackerCacheModel
 from sim_models.workload import make_workload
 from verif import coverage
 from verif.csr_driver import CsrMaster
@@ -63,6 +72,7 @@ class Bench(TB):
         self.memreq = Struct(memory_request_fields(cfg))
         self.memresp = Struct(memory_response_fields(cfg))
         self.mem = ComputeMemoryModel(cfg)
+        self.applied: list[tuple[int, int]] = []      # (op, addr) of every memory request
         self.csr = CsrMaster(self.clock, dut, cfg)
         for prefix in ("producer", "ingress", "mem_resp"):
             getattr(dut, f"{prefix}__valid").value = 0
@@ -88,6 +98,7 @@ class Bench(TB):
 
     def _apply(self, word: int) -> None:
         r = self.memreq.unpack(word)
+        self.applied.append((r["op"], r["addr"]))
         out = self.mem.apply(r["op"], r["addr"], r["mask"], self.line(r["data"]))
         if r["op"] == Op.READ:
             self.resp.send_nowait(self.memresp.pack(data=pack_line(out, self.cfg.elem_bits)))
@@ -105,6 +116,24 @@ class Bench(TB):
         assert ident == {"version": regmap.VERSION, "magic": regmap.ID_MAGIC}, ident
 
 
+def cache_model(cfg: T3Config, program: DeviceProgram, applied) -> TrackerCacheModel:
+    """The tracker cache model fed with this device's tracked requests in the order they
+    reached memory: an UPDATE (phase 0) or STORE (phase 1) into a region that counts that
+    phase (contract.program: the address map's classification of both lanes)."""
+    model = TrackerCacheModel(cfg)
+    for op, addr in applied:
+        if op == Op.READ:
+            continue
+        _, region = program.region_of(addr)
+        is_store = op == Op.STORE
+        if region is None or region.contribs(is_store) == 0:
+            continue
+        wf = region.tile_of_addr(cfg, addr)
+        model.access(region.tile(cfg, wf).origin, int(is_store),
+                     region.threshold(cfg, wf, is_store))
+    return model
+
+
 @cocotb.test()
 @coverage.saving("track_trigger")
 async def golden_device(dut):
@@ -112,7 +141,7 @@ async def golden_device(dut):
     hw_cfg = T3Config.from_dict(P["cfg"])
     g = GemmSpec.from_dict(P["gemm"])
     cfg = hw_cfg.replace(ring_devices=g.devices)      # same widths except the device field
-    wl = make_workload(cfg, g)
+    wl = make_workload(cfg, g, fuse_allgather=bool(P.get("fuse_allgather", True)))
     res = run_ring(cfg, wl.programs, wl.traces)
     d = P["device"]
     n = g.devices
@@ -149,14 +178,17 @@ async def golden_device(dut):
     rng.shuffle(order)
     n_ingress = len(order)
 
-    b.producer.send_nowait([b.prod.pack(op=int(tr.op[i]), addr=int(tr.addr[i]), wf_id=int(tr.wf_id[i]),
-                                        data=pack_line(tr.data[i], cfg.elem_bits))
-                            for i in range(len(tr))])
+    producer_items = [b.prod.pack(op=int(tr.op[i]), addr=int(tr.addr[i]), wf_id=int(tr.wf_id[i]),
+                                  data=pack_line(tr.data[i], cfg.elem_bits))
+                      for i in range(len(tr))]
     delay = int(P.get("ingress_delay", 0))
+    producer_delay = int(P.get("producer_delay", 0))
     ri = di = 0
     got = []
-    limit = 200 * (len(tr) + n_ingress + n_expect) + 2000
+    limit = 200 * (len(tr) + n_ingress + n_expect) + 2000 + producer_delay
     for cyc in range(limit):
+        if cyc == producer_delay:
+            b.producer.send_nowait(producer_items)
         for w in b.egress.items[len(got):]:
             p = b.link.unpack(w)
             got.append(p)
@@ -177,7 +209,8 @@ async def golden_device(dut):
             else:
                 b.ingress.send_nowait(b.link.pack(**dma_flat[di]))
                 di += 1
-        if len(got) >= n_expect and ri + di == n_ingress and not b.producer.pending \
+        if len(got) >= n_expect and ri + di == n_ingress and cyc > producer_delay \
+                and not b.producer.pending \
                 and not b.ingress.pending:
             break
         await RisingEdge(b.clk)
@@ -221,17 +254,26 @@ async def golden_device(dut):
         except ValueError:
             raise AssertionError(f"counter {k} reads X: {b.csr.resp.items[-1]}") from None
     tracked = tracked_requests(wl.programs[d], res.fires[d])
-    if P.get("expect_stall"):
-        assert cnt["stall_cycles"] > 0, "the table never filled: the stall path was not exercised"
+    model = cache_model(cfg, wl.programs[d], b.applied)
+    cache = {k: cnt[f"tracker_{k}"] for k in ("hits", "misses", "fills", "spills")}
+    assert cache == {k: model.counts[k] for k in cache}, \
+        f"tracker hits/misses/fills/spills {cache}, cache model says {model.counts}"
+    assert cache["hits"] + cache["misses"] == tracked, (cache, tracked)
+    if P.get("expect_spill"):
+        assert cache["spills"] > 0, "no tile was spilled: more live tiles than entries never happened"
+        assert model.peak_live > cfg.tracker_entries, model.peak_live
+    assert model.peak_live >= int(P.get("expect_live", 0)), \
+        f"only {model.peak_live} tiles live at once, want {P['expect_live']}"
     want = {"producer_reqs": len(tr), "ingress_reqs": n_ingress, "remote_sent": len(sent.remote),
             "tracked_reqs": tracked, "fires": len(res.fires[d]), "dma_tiles": len(res.fires[d]),
             "dma_lines": sum(len(f) for f in my_fires)}
     for k, v in want.items():
         assert cnt[k] == v, f"counter {k}: {cnt[k]}, golden says {v}"
     b.log.info("device %d of %d: %d producer reqs, %d ingress, %d egress, %d fires in %d cycles "
-               "(bp=%.2f); stall_cycles=%d; %.3f producer reqs/cycle",
-               d, n, len(tr), n_ingress, n_expect, len(res.fires[d]), run_cycles, b.bp,
-               cnt["stall_cycles"], len(tr) / max(1, run_cycles))
+               "(bp=%.2f); stall_cycles=%d; %.3f producer reqs/cycle; tracker %s, peak %d "
+               "live tiles (%d entries)", d, n, len(tr), n_ingress, n_expect, len(res.fires[d]),
+               run_cycles, b.bp, cnt["stall_cycles"], len(tr) / max(1, run_cycles - producer_delay),
+               cache, model.peak_live, cfg.tracker_entries)
 
 
 @cocotb.test()
@@ -292,49 +334,56 @@ async def misuse_flags(dut):
     await b.producer.send([prod(Op.UPDATE, a, wf) for a in tile] + [prod(Op.UPDATE, tile[0], wf)])
     await expect_flag("refire", key=(wf, 0))
     await b.csr.write_fields("CMD", clear_history=1)
-    # count_over: 3 of 4 counted, then the tile shrinks to 1 row (threshold 2 lines)
+    # count_over: 3 of 4 counted, then the region loses its last row, so the tile is
+    # clipped to 1 row (threshold 2 lines; its first line, i.e. its counter, unchanged)
     wf2 = wf_id(cfg, 2, 2)
     tile2 = list(region.tile(cfg, wf2).addresses())
     await b.producer.send([prod(Op.UPDATE, a, wf2) for a in tile2[:3]])
     await b.cycles(10)
     assert (await b.csr.read_fields("STATUS"))["occupancy"] == 1
-    smaller = Region(**{**region.__dict__, "tile_outer": 1})
+    smaller = Region(**{**region.__dict__, "outer_extent": 3})
     await b.csr.program(DeviceProgram(device=0, next_device=1, regions=(smaller,)))
     await b.producer.send(prod(Op.UPDATE, tile2[3], wf2))
-    # with tile_outer 1 the key wf2 is a 1x2 tile (threshold 2): count 4 > 2
+    # clipped, wf2 is a 1x2 tile (threshold 2): count 4 > 2
     await expect_flag("count_over", key=(wf2, 0))
     assert (await b.csr.read_fields("STATUS"))["occupancy"] == 0
     assert (await b.csr.read_fields("FIRES"))["fires"] == 2
 
-    # overflow and kick_overflow need more tiles than table entries and long DMA work:
-    # a 16 x 16-line region of 2 x 2 tiles (64 tiles), fired tiles sent as UPDATEs
+    # counter_range: a tracked tile whose first line has no backing counter (this build's
+    # tracker_counters covers only the lower half of memory)
+    half = cfg.tracker_counter_slots // 2
+    assert half + 16 <= cfg.mem_depth_lines, "needs a backing store smaller than the memory"
+    high = Region(base=half, limit=half + 16, producer=ProducerAction.TRACKED, update_contribs=1,
+                  update_fire=FireOp.NONE, store_contribs=0, pitch=8, outer_extent=2,
+                  inner_extent=8, tile_outer=1, tile_inner=2)
+    await b.csr.program(DeviceProgram(device=0, next_device=1, regions=(high,)))
+    await b.producer.send(prod(Op.UPDATE, half + 2, wf_id(cfg, 0, 1)))
+    await expect_flag("counter_range", key=(wf_id(cfg, 0, 1), 0))
+
+    # no sizing cliff: 64 tiles live at once against the table's entries (the first line
+    # of every tile from the producer, then the rest from the link): no flag, every tile
+    # fires once, live tiles spilled to the backing counters and filled back. The fired
+    # tiles are sent as UPDATEs: long DMA work for kick_overflow below.
     big = Region(base=0, limit=256, producer=ProducerAction.TRACKED, update_contribs=1,
                  update_fire=FireOp.UPDATE, store_contribs=0, pitch=16, outer_extent=16,
                  inner_extent=16, tile_outer=2, tile_inner=2)
     await b.csr.program(DeviceProgram(device=0, next_device=1, regions=(big,)))
     await b.csr.write_fields("CMD", clear_history=1, clear_counters=1)
-    entries = cfg.tracker_entries
     keys = [wf_id(cfg, o, i) for o in range(big.tiles_outer) for i in range(big.tiles_inner)]
-    assert len(keys) >= entries + 2, "the overflow case needs entries + 2 tiles"
-    lines = {k: list(big.tile(cfg, k).addresses()) for k in keys[:entries + 2]}
-    live, waiting, dropped = keys[:entries], keys[entries], keys[entries + 1]
-    # every entry live; then a new tile on the producer lane (stalls: table full) and
-    # one on the link lane: both heads need a new entry -> the link one goes uncounted
-    await b.producer.send([prod(Op.UPDATE, lines[k][0], k) for k in live])
-    await b.cycles(10)
-    assert (await b.csr.read_fields("STATUS"))["occupancy"] == entries
-    b.producer.send_nowait(prod(Op.UPDATE, lines[waiting][0], waiting))
+    assert len(keys) > 2 * cfg.tracker_entries, "the case needs more live tiles than entries"
+    lines = {k: list(big.tile(cfg, k).addresses()) for k in keys}
+    await b.producer.send([prod(Op.UPDATE, lines[k][0], k) for k in keys])
 
     def link_update(k, addr):
         return b.link.pack(op=int(Op.UPDATE), dest=0, addr=addr, wf_id=k, data=0)
-    await b.ingress.send(link_update(dropped, lines[dropped][0]))
-    await expect_flag("overflow", key=(dropped, 0))
-    # the link lane completes the live tiles; the stalled producer tile then gets an entry
-    await b.ingress.send([link_update(k, a) for k in live for a in lines[k][1:]])
-    await b.producer.send([prod(Op.UPDATE, a, waiting) for a in lines[waiting][1:]])
-    st = await wait_idle("the tiles completed after the overflow")
-    assert st["occupancy"] == 0, f"tiles left live after the overflow: {st}"
-    assert (await b.csr.read_fields("FIRES"))["fires"] == entries + 1
+    await b.ingress.send([link_update(k, a) for k in keys for a in lines[k][1:]])
+    st = await wait_idle("the live tiles")
+    assert st["occupancy"] == 0, f"tiles left live: {st}"
+    err = await b.csr.read_fields("ERR")
+    assert not any(err.values()), f"error flags set with many live tiles: {err}"
+    assert (await b.csr.read_fields("FIRES"))["fires"] == len(keys)
+    spills = (await b.csr.read_fields("TRACKER_SPILLS"))["tracker_spills"]
+    assert spills >= len(keys) - cfg.tracker_entries, spills
 
     # kick_overflow (from an idle DMA engine): whole-region kicks (256 READs each) queue
     # up in the DMA engine until one stays pending; one more kick then is not taken and

@@ -13,17 +13,19 @@ import random
 import pytest
 
 from contract import latency
-from contract.spec import T3Config
+from contract.spec import FP_ADDER_STAGES_MAX, T3Config
 from verif.runner import run_cocotb, verilog_for
 
 SEED = int(os.environ.get("T3_SEED") or random.randrange(1 << 31))
 N_REQUESTS = int(os.environ.get("T3_NMC_REQUESTS", "1500"))
 
-#: small configurations: every dtype, 4 and 8 lanes, a non-power-of-two depth
+#: small configurations: every dtype, 4 and 8 lanes, a non-power-of-two depth, two adder depths
 CONFIGS = {
     "fp16": dict(dtype="fp16", line_bytes=16, mem_depth_lines=48),
     "bf16": dict(dtype="bf16", line_bytes=8, mem_depth_lines=32),
-    "fp32": dict(dtype="fp32", line_bytes=16, mem_depth_lines=64),
+    # the deepest adder pipeline (the others use the default depth)
+    "fp32": dict(dtype="fp32", line_bytes=16, mem_depth_lines=64,
+                 fp_adder_stages=FP_ADDER_STAGES_MAX),
 }
 
 

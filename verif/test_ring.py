@@ -14,22 +14,28 @@ from verif.soak import DMA_QUEUE_DEPTH
 
 #: (devices, dtype): every N of the issue and every dtype, each pair one build per
 #: simulator (the full cross product is 12 builds per simulator, too slow for the suite;
-#: `make soak` draws the other pairs)
+#: `make soak` draws the other pairs). The 2-device build has the DRAM memory
+#: (:data:`DRAM_DEVICES`), the others the ideal one.
 MATRIX = [(2, "fp32"), (3, "bf16"), (4, "fp16"), (8, "bf16")]
+#: rings of this size are built with ``memory="dram"`` (one build serves the DRAM tests)
+DRAM_DEVICES = 2
+
+
+def ring_profile(devices: int, dtype: str) -> dict:
+    """The suite's ring of ``devices`` x ``dtype``: 8-byte lines (4 lanes of fp16/bf16, 2
+    of fp32); small tiles so every device has several WF tiles per chunk, edge tiles
+    clipped, chunks uneven for N = 3; fixed hardware sizes so that every scenario of one
+    (devices, dtype) shares one build (other tests reuse it: tests/test_report_parts.py)."""
+    m = 8 * devices + (4 if devices == 3 else 0)
+    return dict(devices=devices, dtype=dtype, m=m, n=16, k=8, wg_tile=(8, 8), wf_tile=(4, 4),
+                line_bytes=8, cus=2, wg_cycles=8, link_latency=10, link_bw=0.5,
+                tracker_entries=16, mem_depth_lines=512 if devices == 8 else 256,
+                link_fifo=128, dma_queue_depth=DMA_QUEUE_DEPTH,
+                memory="dram" if devices == DRAM_DEVICES else "ideal")
 
 
 def _scenario(devices: int, dtype: str, **kw) -> RingScenario:
-    # 8-byte lines: 4 lanes of fp16/bf16, 2 of fp32; small tiles so every device has
-    # several WF tiles per chunk, edge tiles clipped, chunks uneven for N = 3.
-    m = 8 * devices + (4 if devices == 3 else 0)
-    base = dict(devices=devices, dtype=dtype, m=m, n=16, k=8, wg_tile=(8, 8), wf_tile=(4, 4),
-                line_bytes=8, cus=2, wg_cycles=8, link_latency=10, link_bw=0.5,
-                tracker_entries=16, modes=("t3",),
-                # one build per (devices, dtype) for every scenario below
-                mem_depth_lines=512 if devices == 8 else 256, link_fifo=128,
-                dma_queue_depth=DMA_QUEUE_DEPTH)
-    base.update(kw)
-    return RingScenario(**base)
+    return RingScenario(**{**ring_profile(devices, dtype), "modes": ("t3",), **kw})
 
 
 @pytest.mark.cocotb
@@ -51,7 +57,7 @@ def test_layouts_and_small_tracker(sim, layout, tmp_path):
     scn = _scenario(4, "fp16", layout=layout, m=32, n=32, wg_tile=(8, 8), wf_tile=(4, 4),
                     seed=11, jitter=2)
     res = run_scenario(scn, sim=sim, workdir=tmp_path)["t3"]
-    assert res["lines_checked"] == 4 * 32 * 32 // 4
+    assert res["lines_checked"] == 4 * scn.config().mem_depth_lines     # whole memories
 
 
 #: the paper's link scaled to the RTL clock (one memory line per cycle = 1 TB/s):
@@ -102,11 +108,46 @@ def test_arbiter_policy_reaches_every_device(sim, policy, tmp_path):
     scn = _scenario(2, "fp32", modes=("t3", "baseline"), seed=4, policy=policy)
     other = _scenario(2, "fp32", policy="mca" if policy == "fifo" else "fifo")
     assert scn.hw_key() == other.hw_key(), "the policy must not select a build"
-    want = arbiter_settings(scn.config())
-    assert want["policy"] != arbiter_settings(other.config())["policy"]
+    want = {k: v for fields in arbiter_settings(scn.config()).values() for k, v in fields.items()}
+    assert want["policy"] != arbiter_settings(other.config())["ARB"]["policy"]
     res = run_scenario(scn, sim=sim, workdir=tmp_path)
     for mode in scn.modes:
         assert res[mode]["arbiter"] == [want] * scn.devices, (mode, res[mode]["arbiter"])
         if policy == "fifo":
             assert all(d["starved_grants"] == 0 for d in res[mode]["devices"]), mode
     print(f"{policy}: cycles " + ", ".join(f"{m} {res[m]['cycles']}" for m in scn.modes))
+
+
+@pytest.mark.cocotb
+@sims("ring")
+@pytest.mark.parametrize("policy", ["fifo", "mca"])
+def test_dram_memory_closed_loop_gemm(sim, policy, tmp_path):
+    """Issue #15: the units' memory is the DRAM controller (HBM2 timing) and the producer
+    is the closed-loop GEMM; both schedules stay bit-exact (checked inside the testbench),
+    every closed-loop READ is answered, the GEMM waited for some of them, the DRAM saw
+    row misses (ACTs), and with MCA every device measured its threshold from the
+    intensity of its own compute stream: the threshold in use is the rule
+    (hw.mca_threshold.auto_threshold) applied to the count the hardware reports."""
+    from hw.mca_threshold import auto_threshold
+    scn = _scenario(DRAM_DEVICES, "fp32", gemm_intensity=0.3, k_steps=2, wg_cycles=32,
+                    policy=policy, modes=("t3", "baseline"), seed=8)
+    assert scn.closed_loop
+    expect = prepare(scn, tmp_path)
+    reads = expect["closed_loop"]["reads"]
+    cfg = scn.config()
+    res = run_scenario(scn, sim=sim, workdir=tmp_path, prepared=True)
+    for mode in ("t3", "baseline"):
+        devs = res[mode]["devices"]
+        assert [d["gemm_reads"] for d in devs] == reads and all(reads), (mode, reads)
+        assert all(d["irq"] == 0 for d in devs), mode
+        assert all(d["activates"] > 0 for d in devs), mode
+        assert sum(d["gemm_stall_cycles"] for d in devs) > 0, mode
+        assert all(d["gemm_read_latency_max"] >= scn.config().dram.read_latency for d in devs)
+        for d in devs:
+            if policy == "mca":
+                assert d["mca_measured"] == 1, (mode, d)
+                assert d["mca_threshold_used"] == auto_threshold(
+                    d["mca_window_reqs"], cfg.mca_window_log2, cfg.mem_queue_depth), (mode, d)
+            else:
+                assert d["mca_measured"] == 0 and cfg.mca_window_log2 == 0, (mode, d)
+    print(f"{policy}: cycles t3 {res['t3']['cycles']}, baseline {res['baseline']['cycles']}")

@@ -1,9 +1,10 @@
 """TrackTrigger under Icarus and Verilator against the golden ring (see tb_track_trigger).
 
 Two hardware builds per simulator: a 16-entry table (mem_depth_lines=1000, not a power of
-two, so the address-range check is reachable) and the default 256 entries. Ring sizes 2,
-4 and 8 run on a build with ring_devices=8 (the device field is the only width that
-depends on it)."""
+two, so the address-range check is reachable; 1,024 backing counters, half the memory,
+so the counter-range check is too) and the default 256 entries on a 32,768-line memory
+(the 8,192-tile chunk). Ring sizes 2, 4 and 8 run on a build with ring_devices=8 (the
+device field is the only width that depends on it)."""
 
 import pytest
 
@@ -14,8 +15,9 @@ from verif.runner import run_cocotb, verilog_for
 TOP = "t3_track_trigger"
 BASE = dict(line_bytes=8, mem_depth_lines=1000, regions=8, ring_devices=8, wf_outer_bits=6,
             wf_inner_bits=6, count_bits=10, mem_queue_depth=8, mca_queue_threshold=4)
-CFGS = {"e16": T3Config(**BASE, tracker_entries=16),
-        "e256": T3Config(**BASE, tracker_entries=256)}
+CFGS = {"e16": T3Config(**BASE, tracker_entries=16, tracker_counters=1024),
+        "e256": T3Config(**{**BASE, "mem_depth_lines": 1 << 15, "wf_outer_bits": 8,
+                            "wf_inner_bits": 8}, tracker_entries=256)}
 
 # (name, gemm spec, device, backpressure)
 GEMMS = [
@@ -52,12 +54,30 @@ def test_golden_e16(sim, name, gemm, device, bp):
 
 @pytest.mark.cocotb
 @pytest.mark.xdist_group("track_trigger")
-def test_golden_e16_stall(sim):
+def test_golden_e16_late_link(sim):
     """The link starts 600 cycles late: the producer runs ahead, more tiles are live than
-    the 16 entries, the producer lane stalls until link updates complete tiles."""
+    the 16 entries; they are spilled and filled back, nothing waits."""
     _, gemm, device, bp = GEMMS[2]
     _run(sim, "e16", "golden_device", {"gemm": gemm, "device": device, "bp": 0.1,
-                                       "ingress_delay": 600, "expect_stall": True})
+                                       "ingress_delay": 600, "expect_spill": True})
+
+
+#: one chunk of 8,192 WF tiles (128 x 512 fp16 output over 2 devices, WF tiles of one
+#: line) against the 256-entry table
+BIG_CHUNK = dict(m=128, n=512, k=8, devices=2, wg_tile=(8, 16), wf_tile=(1, 4), cus=4)
+
+
+@pytest.mark.cocotb
+@pytest.mark.xdist_group("track_trigger")
+def test_golden_e256_chunk_of_8192_tiles(sim):
+    """The issue's single-unit case: device 1 of 2 receives the link half of its 8,192
+    reduce-scatter tiles before its producer starts (producer_delay: the 8,192 link
+    lines take about as many cycles), so the whole chunk is live against 256 entries:
+    bit-exact, no error flag, hits/misses/fills/spills equal to the cache model's. The
+    all-gather is not fused (it would double the run for no more tracker state)."""
+    _run(sim, "e256", "golden_device", {"gemm": BIG_CHUNK, "device": 1, "bp": 0.0,
+                                        "producer_delay": 8400, "fuse_allgather": False,
+                                        "expect_spill": True, "expect_live": 8192})
 
 
 @pytest.mark.cocotb

@@ -109,6 +109,13 @@ class LinkModel(wiring.Component):
         need = math.ceil(latency_cycles * lines_per_cycle) + 2
         return 1 << max(1, math.ceil(math.log2(need)))
 
+    # ---- design decision a broken variant overrides (verif/formal/mutants.py) ----------
+
+    def _pops(self, offered, ready):
+        """Whether the head packet leaves the FIFO this cycle: offered on ``rx`` and
+        taken (``ready``)."""
+        return offered & ready
+
     def elaborate(self, platform):
         m = Module()
         tb = self.TIME_BITS
@@ -139,7 +146,7 @@ class LinkModel(wiring.Component):
         m.d.comb += [
             self.rx.valid.eq(can_send),
             self.rx.payload.eq(r.payload),
-            q.r_en.eq(can_send & self.rx.ready),
+            q.r_en.eq(self._pops(can_send, self.rx.ready)),
             spend.eq(q.r_en),
         ]
         with m.If(q.r_en):

@@ -14,6 +14,7 @@ from ..component import T3Component, check_int
 from ..interfaces import CsrBus, MemoryPort
 from ..merge import StreamMerge
 from ..unit import T3Unit
+from .gemm_producer import ClosedLoopGemm, wave_descriptor
 from .link import LinkModel
 from .readgen import GemmReadGenerator
 
@@ -22,6 +23,14 @@ __all__ = ["T3Ring", "MAX_DEVICES"]
 MAX_DEVICES = 8
 LATENCY_BITS = 20
 CREDIT_BITS = 9
+#: closed-loop GEMM: descriptor/counter width and READs in flight per device, at most
+GEMM_COUNT_BITS = 24
+GEMM_OUTSTANDING = 64
+#: the closed-loop counters passed out per device (ClosedLoopGemm output names)
+GEMM_COUNTERS = ("stall_cycles", "compute_cycles", "store_cycles", "waves_done",
+                 "read_latency_sum")
+#: the unit's memory counters passed out per device
+UNIT_MEMORY_COUNTERS = ("occupancy_sum", "activates", "urgent_cycles")
 
 
 class T3Ring(T3Component):
@@ -89,7 +98,32 @@ class T3Ring(T3Component):
     gemm_reads_issued : Out(COUNTER_BITS).array(N)
         Background READs accepted by unit i.
     gemm_reads_done : Out(COUNTER_BITS).array(N)
-        Background READs answered by unit i's memory and discarded.
+        Producer-port READs (background or closed-loop) answered by unit i's memory.
+    occupancy_sum, activates, urgent_cycles : Out(COUNTER_BITS).array(N)
+        Each unit's memory counters (:class:`T3Unit`: mean occupancy, row activations,
+        cycles with an urgent request).
+
+    Closed-loop GEMM (issue #15; environment): between ``producer[i]`` and the merge sits
+    a :class:`hw.env.gemm_producer.ClosedLoopGemm`: with ``gemm_enable`` set, device i's
+    stores (``producer[i]``, presented as fast as taken) are released wave by wave
+    (``waves[i]``: one descriptor per wave), each wave after its operand READs (walking
+    ``gemm_read_base``/``gemm_read_lines``) have come back and its compute steps are done;
+    with it clear ``producer[i]`` passes straight through. The background read generator
+    and the closed loop are not meant to run together (their READs share
+    ``gemm_reads_done``).
+
+    waves : In(stream.Signature(ClosedLoopGemm waves layout)).array(N)
+        Each device's wave descriptors ``{lines, reads}``.
+    gemm_enable : In(1)
+    gemm_k_steps, gemm_step_cycles : In(16)
+        Compute steps per wave and cycles per step, every device.
+    gemm_outstanding : In(range(GEMM_OUTSTANDING + 1))
+        READs in flight per device, at most.
+    gemm_stall_cycles, gemm_compute_cycles, gemm_store_cycles, gemm_waves_done,
+    gemm_read_latency_sum : Out(COUNTER_BITS).array(N)
+        Each device's closed-loop counters (:class:`ClosedLoopGemm`).
+    gemm_read_latency_max : Out(GEMM_COUNT_BITS).array(N)
+        Longest READ latency of device i's closed loop, cycles.
     devices : int
         N.
     link_depth : int
@@ -132,7 +166,19 @@ class T3Ring(T3Component):
             "gemm_read_count": In(COUNTER_BITS).array(n),
             "gemm_reads_issued": Out(COUNTER_BITS).array(n),
             "gemm_reads_done": Out(COUNTER_BITS).array(n),
+            **{name: Out(COUNTER_BITS).array(n) for name in UNIT_MEMORY_COUNTERS},
+            "waves": In(stream.Signature(wave_descriptor(GEMM_COUNT_BITS))).array(n),
+            "gemm_enable": In(1),
+            "gemm_k_steps": In(16),
+            "gemm_step_cycles": In(16),
+            "gemm_outstanding": In(range(GEMM_OUTSTANDING + 1)),
+            **{f"gemm_{name}": Out(COUNTER_BITS).array(n) for name in GEMM_COUNTERS},
+            "gemm_read_latency_max": Out(GEMM_COUNT_BITS).array(n),
         }
+
+    @staticmethod
+    def _closed_loop(cfg: T3Config) -> ClosedLoopGemm:
+        return ClosedLoopGemm(cfg=cfg, count_bits=GEMM_COUNT_BITS, max_outstanding=GEMM_OUTSTANDING)
 
     @property
     def devices(self) -> int:
@@ -157,15 +203,26 @@ class T3Ring(T3Component):
             m.submodules[f"gemm_reads{i}"] = gen = GemmReadGenerator(cfg=cfg, credit_bits=CREDIT_BITS)
             m.submodules[f"compute_merge{i}"] = cmerge = StreamMerge(
                 payload_shape=layouts.producer_request(cfg), n=2)
-            connect(m, wiring.flipped(self.producer[i]), cmerge.i0)
+            m.submodules[f"gemm{i}"] = clg = self._closed_loop(cfg)
+            connect(m, wiring.flipped(self.producer[i]), clg.stores)
+            connect(m, wiring.flipped(self.waves[i]), clg.waves)
+            connect(m, clg.out, cmerge.i0)
             connect(m, gen.req, cmerge.i1)
             connect(m, cmerge.o, u.producer)
             m.d.comb += [
                 gen.num.eq(self.gemm_read_num), gen.den.eq(self.gemm_read_den),
                 gen.base.eq(self.gemm_read_base), gen.lines.eq(self.gemm_read_lines),
                 gen.count.eq(self.gemm_read_count[i]),
-                self.gemm_reads_issued[i].eq(gen.issued),
+                clg.enable.eq(self.gemm_enable), clg.k_steps.eq(self.gemm_k_steps),
+                clg.step_cycles.eq(self.gemm_step_cycles),
+                clg.outstanding.eq(self.gemm_outstanding),
+                clg.read_base.eq(self.gemm_read_base), clg.read_lines.eq(self.gemm_read_lines),
+                clg.reads_done.eq(u.gemm_reads_done),
+                self.gemm_reads_issued[i].eq(gen.issued + clg.reads_issued),
                 self.gemm_reads_done[i].eq(u.gemm_reads_done),
+                self.gemm_read_latency_max[i].eq(clg.read_latency_max),
+                *(getattr(self, f"gemm_{name}")[i].eq(getattr(clg, name)) for name in GEMM_COUNTERS),
+                *(getattr(self, name)[i].eq(getattr(u, name)) for name in UNIT_MEMORY_COUNTERS),
             ]
             connect(m, wiring.flipped(host.view(req=self.host[i], resp=self.host_resp[i])),
                     u.host_port)

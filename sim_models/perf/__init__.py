@@ -7,7 +7,8 @@ Files, one job each: ``config_io`` (TOML with one-line errors), ``hardware``,
 ``workloads``, ``gemm_time``, ``collective_time``, ``dram_share``, ``pipeline`` (the
 fused stage-by-stage schedule), ``contention`` + ``contention_sim`` (DRAM contention model and its
 cycle-level ground truth), ``traffic`` (DRAM bytes), ``sublayer`` (the seven
-configurations), ``sweep`` (rows, summaries, parameter sweeps), ``plots``, ``figures``.
+configurations), ``sweep`` (rows, summaries, parameter sweeps), ``end_to_end`` (per-model
+layer projection for training and prompt-phase inference), ``plots``, ``figures``.
 """
 
 from .hardware import Hardware, load_hardware, hardware_from_rtl

@@ -50,7 +50,8 @@ from contract.spec import Op
 from sim_models.dram import DramControllerModel, DramRequest
 
 __all__ = ["ContentionScenario", "RunResult", "mca_threshold", "run", "measure", "SCENARIOS", "paper_like",
-           "GROUND_TRUTH_FILE", "source_digest", "SOURCES", "load_ground_truth", "write_ground_truth"]
+           "GROUND_TRUTH_FILE", "source_digest", "SOURCES", "load_ground_truth", "write_ground_truth",
+           "COMM_REGION_BASES"]
 
 _REPO = Path(__file__).resolve().parents[2]
 GROUND_TRUTH_FILE = Path(__file__).with_name("contention_ground_truth.json")
@@ -63,6 +64,11 @@ _OPERAND_LINES = 1 << 22          # 4 Mi lines = 8192 rows per bank: random fetc
 _OUTPUT_BASE = 1 << 23
 _DMA_BASE = 1 << 24
 _INCOMING_BASE = 1 << 25
+#: where each communication op's sequential stream starts (line address): the DMA's
+#: READs of the reduced tiles and the neighbour's incoming UPDATEs (or STOREs); the fast
+#: model derives the streams' bank conflicts from these (contention.cross_stream_conflict)
+COMM_REGION_BASES: dict[str, int] = {"READ": _DMA_BASE, "UPDATE": _INCOMING_BASE,
+                                     "STORE": _INCOMING_BASE}
 
 
 def source_digest() -> str:
@@ -209,7 +215,7 @@ def run(scn: ContentionScenario, policy: str = "rr", *, gemm: bool = True, comm:
     mq = 0
     fires_left = scn.comm_fires if comm else 0
     next_fire = scn.comm_start
-    ptr = {Op.READ: _DMA_BASE, Op.UPDATE: _INCOMING_BASE, Op.STORE: _INCOMING_BASE}
+    ptr = {Op[name]: base for name, base in COMM_REGION_BASES.items()}
     comm_total = scn.comm_fires * scn.burst_lines * len(comm_ops) if comm else 0
     comm_served = 0
     comm_end = 0

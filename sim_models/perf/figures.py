@@ -8,6 +8,10 @@ own model evaluation and writes ``NAME.png`` and ``NAME.csv`` (the plotted numbe
   against T3-MCA: sublayer speedup and the GEMM's own slowdown;
 * ``contention`` -- the fast contention model against its cycle-level ground truth
   (stored table, no simulation);
+* ``end_to_end`` -- per model, TP and phase (training, prompt-phase inference): the
+  sequential layer time by part (TP GEMMs, their all-reduce, other GEMMs, attention,
+  elementwise) and the end-to-end speedup of T3, T3-MCA and ideal overlap
+  (:mod:`.end_to_end`);
 * ``sweep_tp``, ``sweep_link_bw``, ``sweep_tokens``, ``sweep_compute2x`` -- geomean
   speedup per configuration along one parameter.
 """
@@ -122,6 +126,47 @@ def _contention(out: Path, hw, wl, tokens):
     return [png, _csv(out / "contention.csv", rows)]
 
 
+def _end_to_end(out: Path, hw, wl, tokens):
+    from .end_to_end import projection_rows
+    from .plots import _COLORS, _plt
+    rows = projection_rows(hw, wl, tokens=tokens)
+    plt = _plt()
+    fig, axs = plt.subplots(2, 1, figsize=(max(8, 0.7 * len(rows)), 7), sharex=True)
+    xs = range(len(rows))
+    parts = (("TP-sublayer GEMMs", lambda r: r["tp_sublayers_us"] - r["comm_share"]
+              * r["sequential_layer_us"], "#2a9d8f"),
+             ("TP all-reduce (RS + AG)", lambda r: r["comm_share"] * r["sequential_layer_us"],
+              "#e76f51"),
+             ("other GEMMs", lambda r: r["other_gemm_us"], "#264653"),
+             ("attention core", lambda r: r["attention_us"], "#8d99ae"),
+             ("elementwise", lambda r: r["elementwise_us"], "#e9c46a"))
+    bottom = [0.0] * len(rows)
+    for lab, f, col in parts:
+        h = [f(r) / r["sequential_layer_us"] for r in rows]
+        axs[0].bar(xs, h, 0.7, bottom=bottom, color=col, label=lab)
+        bottom = [b + x for b, x in zip(bottom, h)]
+    axs[0].set_ylabel("share of the sequential layer time")
+    axs[0].set_title("End-to-end projection: one layer per device (training = fwd + bwd; "
+                     "inference = prompt phase)", fontsize=10)
+    axs[0].legend(fontsize=7, ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.08))
+    w = 0.27
+    for i, c in enumerate(("t3", "t3_mca", "ideal")):
+        axs[1].bar([x + (i - 1) * w for x in xs], [r[f"{c}_speedup"] for r in rows], w,
+                   color=_COLORS[c], label=c)
+    axs[1].axhline(1.0, color="k", lw=0.8)
+    lo = min(min(r[f"{c}_speedup"] for c in ("t3", "t3_mca", "ideal")) for r in rows)
+    axs[1].set_ylim(min(0.95, lo - 0.02), None)
+    axs[1].set_ylabel("end-to-end speedup over sequential")
+    axs[1].legend(fontsize=8, ncol=3)
+    axs[1].set_xticks(list(xs), [f"{r['model']}\nTP{r['tp']} {r['phase']}" for r in rows],
+                      rotation=90, fontsize=7)
+    fig.tight_layout()
+    png = out / "end_to_end.png"
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return [png, _csv(out / "end_to_end.csv", rows)]
+
+
 def _sweep(name: str):
     def make(out: Path, hw, wl, tokens):
         from .plots import plot_sweep
@@ -137,6 +182,7 @@ FIGURES: dict[str, Callable] = {
     "data_movement": _data_movement,
     "cu_sharing": _cu_sharing,
     "contention": _contention,
+    "end_to_end": _end_to_end,
     "sweep_tp": _sweep("tp"),
     "sweep_link_bw": _sweep("link-bw"),
     "sweep_tokens": _sweep("tokens"),

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .contention import service, share as cshare
+from .contention import LINES_PER_FETCH, service, share as cshare
 from .dram_share import share as fluid_share
 from .contention_sim import mca_threshold
 from .gemm_time import GemmCost
@@ -88,7 +88,8 @@ def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: st
         sync = hw.sw.stage_sync_us * 1e-6
 
     line_Bps = hw.gpu.hbm_bandwidth_GBps * 1e9      # one channel line per cycle = peak
-    sv = service()
+    sv = service(update_cost=cost)                  # the GPU's UPDATE: t3.nmc_update_cost
+    population = gemm.cus * LINES_PER_FETCH         # the GEMM's operand lines in flight
     stage1 = None                                   # MCA threshold from stage 1's intensity
 
     def contended(b: float, k: float, w: float, first: bool) -> tuple[float, float]:
@@ -112,11 +113,9 @@ def fused_rs(hw: Hardware, gemm: GemmCost, n: int, out_bytes: float, *, mode: st
             comm = {"READ": 2 * link, "STORE": link}
         if stage1 is None:
             stage1 = mca_threshold(reads + writes, hw.t3.mem_queue_depth)
-        if policy == "fifo":
-            g, c = cshare("rr", gemm, comm, sv, threshold=stage1, limit=hw.t3.mca_starvation_limit)
-        else:
-            g, c = cshare("mca", gemm, comm, sv, threshold=stage1,
-                          limit=hw.t3.mca_starvation_limit)
+        g, c = cshare("rr" if policy == "fifo" else "mca", gemm, comm, sv, threshold=stage1,
+                      limit=hw.t3.mca_starvation_limit,
+                      outstanding=population)
         dg = reads + writes
         bw_g = bw if dg <= 0 else min(bw, b / w * (g / dg if dg > 0 else 1.0))
         if dg > 0 and g >= dg * (1 - 1e-12):

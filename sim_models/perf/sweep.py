@@ -16,7 +16,8 @@ from .hardware import Hardware, load_hardware
 from .sublayer import CONFIGS, EXTRA_CONFIGS, evaluate
 from .workloads import Workloads, load_workloads
 
-__all__ = ["paper_rows", "summarize", "markdown_table", "report", "SUMMARY_SETS", "SUBLAYER_SETS", "PAPER_HEADLINE", "SWEEPS",
+__all__ = ["paper_rows", "summarize", "markdown_table", "sublayer_picture",
+           "sublayer_picture_markdown", "report", "SUMMARY_SETS", "SUBLAYER_SETS", "PAPER_HEADLINE", "SWEEPS",
            "run_sweep", "geomean"]
 
 #: sublayer sets of the paper's summaries (model names)
@@ -143,6 +144,40 @@ def markdown_table(rows: list[dict] | None = None) -> str:
         out.append(f"| {m} | {tp} | {s} | {q['k']} | {q['time_us']:.0f} | "
                    + " | ".join(f"{v[c]['speedup']:.3f}" for c in CONFIGS[1:])
                    + f" | {mb(q):.1f} | {mb(t):.1f} | {100 * t['dram_total_reduction']:.1f}% |")
+    return "\n".join(out)
+
+
+def sublayer_picture(rows: list[dict], models: tuple[str, ...] = SUMMARY_SETS["paper"]
+                     ) -> list[dict]:
+    """Plain T3 vs T3-MCA vs ideal per sublayer instance of ``models`` (default: the
+    paper set): the speedups over sequential and the share of the ideal overlap's gain
+    each reaches (``(x - 1) / (ideal - 1)``; 1 = at the ideal, None where the ideal
+    gains nothing)."""
+    by: dict = {}
+    for r in rows:
+        if r["model"] in models:
+            by.setdefault((r["model"], r["tp"], r["sublayer"]), {})[r["config"]] = r["speedup"]
+    out = []
+    for (m, tp, s), v in by.items():
+        gain = v["ideal"] - 1.0
+        d = {"model": m, "tp": tp, "sublayer": s, "ideal": v["ideal"], "t3": v["t3"],
+             "t3_mca": v["t3_mca"]}
+        for c in ("t3", "t3_mca"):
+            d[f"{c}_of_ideal_gain"] = (v[c] - 1.0) / gain if gain > 1e-9 else None
+        out.append(d)
+    return out
+
+
+def sublayer_picture_markdown(rows: list[dict] | None = None) -> str:
+    """The per-sublayer picture table of docs/system_model.md."""
+    pic = sublayer_picture(rows or paper_rows())
+    pct = lambda x: "-" if x is None else f"{100 * x:.0f}%"  # noqa: E731
+    out = ["| model | TP | sublayer | ideal | t3 | t3_mca | t3 of ideal gain | "
+           "t3_mca of ideal gain |", "|---|---|---|---|---|---|---|---|"]
+    for d in pic:
+        out.append(f"| {d['model']} | {d['tp']} | {d['sublayer']} | {d['ideal']:.3f} | "
+                   f"{d['t3']:.3f} | {d['t3_mca']:.3f} | {pct(d['t3_of_ideal_gain'])} | "
+                   f"{pct(d['t3_mca_of_ideal_gain'])} |")
     return "\n".join(out)
 
 

@@ -57,6 +57,7 @@ class Workloads:
     models: tuple[Model, ...]
     sublayers: tuple[SublayerKind, ...]
     source: str = "<built-in>"
+    sequence_length: int | None = None   # tokens per sequence (attention span); None = tokens
 
     def instances(self, *, tokens: int | None = None,
                   tp: tuple[int, ...] | None = None) -> list[Sublayer]:
@@ -78,7 +79,8 @@ def load_workloads(path: str | Path | None = None) -> Workloads:
     top = Table(read_toml(path), path, "")
     top.only(("tokens", "model", "sublayer"))
     tk = top.sub("tokens")
-    tokens = tk.integer("sequence_length", 1, 1 << 24) * tk.integer("micro_batch", 1, 1 << 16)
+    seq_len = tk.integer("sequence_length", 1, 1 << 24)
+    tokens = seq_len * tk.integer("micro_batch", 1, 1 << 16)
     tk.done()
     models = []
     for i, raw in enumerate(_array(top, "model")):
@@ -100,7 +102,8 @@ def load_workloads(path: str | Path | None = None) -> Workloads:
         subs.append(SublayerKind(name, t.integer("k_per_hidden", 1, 64)))
         t.done()
     top.done()
-    return Workloads(tokens, tuple(models), tuple(subs), source=str(path))
+    return Workloads(tokens, tuple(models), tuple(subs), source=str(path),
+                     sequence_length=seq_len)
 
 
 def _array(top: Table, key: str) -> list:

@@ -4,7 +4,8 @@ A mutant is a subclass of a block that overrides ONE of the block's design-decis
 methods (the small methods the block factors its decisions into, e.g.
 ``TrackerTable._completes``) with the wrong decision. The formal harnesses
 (:data:`verif.formal.tracker.MUTANTS`, ...) and the unit tests build a mutant instead of
-the block and expect their checks to fail.
+the block and expect their checks to fail; `make mutants` (verif/mutation.py) runs
+every registered mutant against its killing checks (``verif.mutation.KILLERS``).
 
 Every mutant class is registered through :func:`mutant`, which checks at import that
 each method it defines overrides a method of the block: a hook renamed in the design
@@ -17,14 +18,21 @@ import inspect
 
 from amaranth.hdl import Const
 
+from hw.addrmap import AddressMap
 from hw.arbiter import MemoryArbiter
+from hw.dma import DmaEngine
+from hw.dram import DramController
+from hw.env.link import LinkModel
+from hw.merge import StreamMerge
 from hw.nmc import ComputeMemory
 from hw.tracker import TrackerTable
 
 __all__ = ["mutant", "MUTANT_CLASSES",
-           "TrackerFiresEarly", "TrackerWithoutBreaker", "TrackerFireRoomForAll",
+           "TrackerFiresEarly", "TrackerLosesSpill", "TrackerIgnoresFireSlots",
            "ArbiterWithoutHold", "ArbiterWithoutStarvationGuard",
-           "MemoryWithoutHazardCheck", "MemoryWithoutStoreForwarding", "MemoryWithoutSnoop"]
+           "MemoryWithoutHazardCheck", "MemoryWithoutStoreForwarding", "MemoryWithoutSnoop",
+           "DmaWrongDestination", "AddrMapWrongRemoteBase", "MergeDropsGrant",
+           "LinkDropsUnderBackpressure", "DramShortActivateToRead"]
 
 #: every mutant class, by name
 MUTANT_CLASSES: dict[str, type] = {}
@@ -63,22 +71,24 @@ class TrackerFiresEarly(TrackerTable):
 
 
 @mutant
-class TrackerWithoutBreaker(TrackerTable):
-    """No deadlock breaker: a full table with both the producer and the link heads
-    needing a new entry hangs. Caught by the harness's ``progress``
-    (``tracker_mutant_no_breaker``)."""
+class TrackerLosesSpill(TrackerTable):
+    """Broken eviction: an evicted tile's count is not written back (its backing counter
+    gets 0), so the tile's earlier updates are lost and it fires late or never. Caught
+    by the tracker harness's ``no_lost_update`` / ``fires_exactly_at_threshold``
+    (``tracker_mutant_loses_spill``) and by the cocotb and Amaranth tests' fire checks."""
 
-    def _deadlock_breaker(self, producer_stall, link_stall):
+    def _spill_count(self, count):
         return Const(0)
 
 
 @mutant
-class TrackerFireRoomForAll(TrackerTable):
-    """The design before the ring deadlock fix: every tracked request waits for room in
-    the fire register, not only the completing one. Caught by
-    tests/test_tracker_amaranth.py::test_full_fire_register_holds_only_the_completing_request."""
+class TrackerIgnoresFireSlots(TrackerTable):
+    """Tracked heads are granted without a free fire slot: a fire pushed into a full fire
+    queue is lost. Caught by
+    tests/test_tracker_amaranth.py::test_fire_slots_hold_tracked_heads_not_dma_reads and
+    the harness's ``fires_delivered`` (``tracker_mutant_ignores_fire_slots``)."""
 
-    def _needs_fire_room(self, completes):
+    def _fire_slot_free(self, reserved):
         return Const(1)
 
 
@@ -129,3 +139,58 @@ class MemoryWithoutSnoop(ComputeMemory):
 
     def _snoop(self, line, addr, write):
         return line
+
+
+# ---- DMA, address map, merge, link model, DRAM timing (verif/mutation.py lists each --
+# ---- mutant's killing checks) ----------------------------------------------------------
+
+@mutant
+class DmaWrongDestination(DmaEngine):
+    """Wrong DMA destination: the line's offset is ``dest_base`` instead of
+    ``dest_base - base`` (the source base is not subtracted), so every packet addresses
+    the wrong line of the next device. Caught by
+    tests/test_dma_amaranth.py::test_dma_tiles_random_backpressure."""
+
+    def _dest_offset(self, reg):
+        return reg.dest_base
+
+
+@mutant
+class AddrMapWrongRemoteBase(AddressMap):
+    """A REMOTE request's address is ``addr + remote_base`` (the region's base is not
+    subtracted). Caught by tests/test_addrmap_amaranth.py::test_classification_random."""
+
+    def _remote_address(self, addr, reg):
+        return addr + reg.remote_base
+
+
+@mutant
+class MergeDropsGrant(StreamMerge):
+    """A stalled grant is not held: while ``o`` waits, a newly valid input ahead in the
+    round-robin order takes the output, and the presented payload changes. Caught by the
+    stream rule on ``o`` (formal ``streams_merge``); no data is lost, so the simulator
+    tests cannot see it."""
+
+    def _holds_grant(self):
+        return Const(0)
+
+
+@mutant
+class LinkDropsUnderBackpressure(LinkModel):
+    """The link pops its head packet whenever it offers it, taken or not: a packet
+    offered while ``rx`` is stalled is lost. Caught by
+    tests/test_link_amaranth.py::test_backpressure_and_full_fifo_lose_nothing and the
+    stream rule on ``rx`` (formal ``streams_link``)."""
+
+    def _pops(self, offered, ready):
+        return offered
+
+
+@mutant
+class DramShortActivateToRead(DramController):
+    """A wrong timing constraint: a READ may follow its bank's ACT after ``t_rcd - 1``
+    cycles. Caught by the lock-step test against the cycle model
+    (tests/test_dram_amaranth.py::test_random_traces_are_cycle_exact_and_bit_exact)."""
+
+    def _activate_to_read(self):
+        return self._timing.t_rcd - 1
