@@ -56,6 +56,41 @@ def verilog_for(top: str, params: dict[str, Any], factory: Callable[[], Any]) ->
     return out
 
 
+#: what a build log says when the compiler itself died (not an error in the design):
+#: such a build is retried once from a clean folder
+COMPILER_CRASH = ("internal compiler error", "Killed signal terminated program",
+                  "Segmentation fault")
+#: lines of a failed build's log quoted in the error
+BUILD_LOG_TAIL = 40
+
+
+def _build(runner, *, sim: str, top: str, build_dir: Path, sources: list[Path],
+           build_args: list[str], waves: bool) -> None:
+    """``runner.build`` (a no-op when the build is up to date) with its output in
+    ``build_dir/build.log``. A failure raises RuntimeError quoting the log's last lines
+    (the compiler's message, which a plain ``Command failed`` hides); a build whose
+    compiler crashed is retried once from an empty folder."""
+    log = build_dir.parent / f"{build_dir.name}.build.log"
+    for attempt in (1, 2):
+        build_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
+                         timescale=TIMESCALE, build_args=build_args, waves=waves,
+                         always=False, log_file=log)
+            return
+        except RuntimeError as exc:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            tail = "\n".join(text.splitlines()[-BUILD_LOG_TAIL:])
+            crashed = any(mark in text for mark in COMPILER_CRASH)
+            if attempt == 1 and crashed:
+                print(f"{sim} build of {top} in {build_dir}: the compiler crashed; "
+                      f"retrying once from a clean folder. Log tail:\n{tail}")
+                runner.rm_build_folder(build_dir)
+                continue
+            raise RuntimeError(f"{sim} build of {top} in {build_dir} failed ({exc}); "
+                               f"last lines of {log}:\n{tail}") from None
+
+
 def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_module: str | Sequence[str],
                params: dict[str, Any], testcase: str | Sequence[str] | None = None,
                seed: int | None = None, waves: bool = False, build_key: str | None = None) -> Path:
@@ -75,7 +110,11 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
         # file). A variable in MAKEFLAGS acts as a make command-line override. Set it
         # unconditionally: under `make test` the outer make's own MAKEFLAGS (flags,
         # jobserver) is inherited and must not reach the simulator's make.
-        os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+        # VK_PCH_I_*= turns the precompiled header off: every generated .cpp includes
+        # Vtop__pch.h itself, so the PCH only saves parse time, and gcc 12 loading a PCH
+        # crashed at random on CI ("internal compiler error: Segmentation fault" in
+        # cc1plus) on builds that pass when repeated.
+        os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include VK_PCH_I_FAST= VK_PCH_I_SLOW="
     sources = [verilog] if isinstance(verilog, (str, Path)) else list(verilog)
     key = build_key or params_key(top, params)
     cov_dir = os.environ.get("T3_COVERAGE_DIR")
@@ -93,8 +132,8 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
         if code_cov:
             build_args += ["--coverage-line", "--coverage-toggle"]
     runner = get_runner(sim)
-    runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
-                 timescale=TIMESCALE, build_args=build_args, waves=waves, always=False)
+    _build(runner, sim=sim, top=top, build_dir=build_dir, sources=sources,
+           build_args=build_args, waves=waves)
     modules = [test_module] if isinstance(test_module, str) else list(test_module)
     tag = hashlib.sha256(json.dumps([modules, testcase, seed, params], sort_keys=True,
                                     default=str).encode()).hexdigest()[:8]
