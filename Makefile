@@ -4,11 +4,12 @@ PY     := $(VENV)/bin/python
 T3     := $(VENV)/bin/t3
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup test test-quick verilog report bench formal coverage soak clean help
+.PHONY: setup test test-slow test-quick verilog report bench formal coverage soak clean help
 
 help:
 	@echo "make setup    - install simulators, Python venv (pinned), warm up EDA tools"
-	@echo "make test     - whole suite: unit tests + cocotb under Icarus and Verilator"
+	@echo "make test     - the suite: unit tests + cocotb under Icarus and Verilator (< 20 min on 2 cores)"
+	@echo "make test-slow - the heavy cases kept out of 'make test' (marked slow; also run by 'make soak')"
 	@echo "make report   - the main job: Verilog, area, RTL throughput, sublayer model -> reports/"
 	@echo "make verilog  - generate + lint/compile/synthesise Verilog into build/verilog"
 	@echo "make bench    - simulator speed benchmarks (not tests)"
@@ -23,7 +24,12 @@ $(PY):
 	@echo "error: $(VENV) missing: run 'make setup' first" >&2; exit 2
 
 test: $(PY)
-	$(PYTEST) -n 2 --dist loadgroup -q
+	$(PYTEST) -n 2 --dist loadgroup -q -m "not slow"
+
+# The tests marked slow (pytest -m slow): heavy single-simulator cases and report parts
+# whose checks `make test` keeps on a cheaper path (the deep proofs, also marked slow, skip here: `make formal` runs them).
+test-slow: $(PY)
+	$(PYTEST) -n 2 --dist loadgroup -q -m slow
 
 test-quick: $(PY)
 	$(PYTEST) -q -m "not cocotb"
@@ -56,7 +62,7 @@ mutants: $(PY)
 SOAK_SIM   ?= verilator
 SOAK_SEEDS ?= 200
 SOAK_START ?= 0
-soak: $(PY)
+soak: test-slow
 	$(PY) -m verif.soak --sim $(SOAK_SIM) --seeds $(SOAK_SEEDS) --start $(SOAK_START)
 
 # Functional coverage (verif/coverage.py points, recorded by the testbenches) and

@@ -235,10 +235,16 @@ class ComputeMemory(T3Component):
         """``operand`` (line ``addr`` as the storage and the write stage have it) with the
         STOREs to ``addr`` still in the ``in_flight`` stages (s[1..L-1]) merged in, the
         oldest first: they are older than the UPDATE in s[0] but not written yet."""
+        # Lane by lane, so each stage's Mux takes the previous stage's lane value itself
+        # (merging whole lines would slice the previous stage's Cat, which the Verilog
+        # backend re-emits per slice: lanes ** stages cells, 2 MB of Verilog at 6 stages).
+        eb = self.cfg.elem_bits
+        lane = [operand[i * eb:(i + 1) * eb] for i in range(self.lanes)]
         for st in reversed(in_flight):
             hit = st.valid & (st.op == Op.STORE) & (st.addr == addr)
-            operand = self._merge(operand, st.line, Mux(hit, st.mask, 0))
-        return operand
+            lane = [Mux(hit & st.mask[i], st.line[i * eb:(i + 1) * eb], lane[i])
+                    for i in range(self.lanes)]
+        return Cat(*lane)
 
     def _snoop(self, line, addr, write: _StageWrite) -> Value:
         """``line`` of ``addr`` with this cycle's ``write`` applied: the storage takes the
@@ -307,8 +313,9 @@ class ComputeMemory(T3Component):
 
         # ---- operand stage s[0]: forward every older write the storage has not seen ----
         # order of age: storage (incl. last cycle's write) < s[L] < s[L-1] < ... < s[1]
-        operand = self._forward_stores(self._snoop(rd.data, a_st.addr, write), a_st.addr,
-                                       s[1:L])
+        snooped = Signal(cfg.line_bits)
+        m.d.comb += snooped.eq(self._snoop(rd.data, a_st.addr, write))
+        operand = self._forward_stores(snooped, a_st.addr, s[1:L])
         a_operand = Signal(cfg.line_bits)
         m.d.comb += [a_operand.eq(operand), alu.a.eq(a_operand), alu.b.eq(a_st.line),
                      alu.valid.eq(a_st.valid & (a_st.op == Op.UPDATE))]

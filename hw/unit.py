@@ -114,6 +114,16 @@ class T3Unit(T3Component):
         by construction -- the controller's own consistency error).
     gemm_reads_done : Out(COUNTER_BITS)
         Producer READs answered by the memory and discarded.
+    mem_stall : In(1)
+        Test-environment hook (issue #18), to be tied to 0 outside the test ring (the
+        standalone ``t3_unit`` Verilog has it as an input port): when 1, the request
+        handshake into the memory is held closed for that cycle (its ``valid`` and the
+        merge's ``ready`` both low, so no request is lost or duplicated and the order is
+        kept). The ring drives it from a seeded random :class:`hw.env.stall.StallSource`;
+        at 0 the unit is unchanged cycle for cycle (two AND gates that pass everything).
+    mem_offered : Out(1)
+        A request is offered to the memory this cycle, before the ``mem_stall`` gate
+        (a wire: the ring counts the cycles its stalls held one back).
     csr : interface
         ``csr_req``/``csr_resp`` as one :class:`CsrBus` target interface.
     host_port : interface
@@ -152,6 +162,8 @@ class T3Unit(T3Component):
             "urgent_cycles": Out(COUNTER_BITS),
             "mem_error": Out(1),
             "gemm_reads_done": Out(COUNTER_BITS),
+            "mem_stall": In(1),
+            "mem_offered": Out(1),
         }
 
     @property
@@ -207,10 +219,14 @@ class T3Unit(T3Component):
         m.d.comb += tag.eq(Mux(mrg.grant == 1, ReadTag.HOST,
                                Mux(tt.mem_lane == LANE_PRODUCER, ReadTag.DISCARD, ReadTag.DMA)))
         req, level, served = self._memory_front(m, mem)
+        # the test hook gates valid and ready together (mem_stall: a closed handshake)
+        open_ = Signal()
         m.d.comb += [
+            self.mem_offered.eq(mrg.o.valid & (~is_read | tags.w_rdy)),
+            open_.eq(~self.mem_stall),
             req.payload.eq(mrg.o.payload),
-            req.valid.eq(mrg.o.valid & (~is_read | tags.w_rdy)),
-            mrg.o.ready.eq(req.ready & (~is_read | tags.w_rdy)),
+            req.valid.eq(self.mem_offered & open_),
+            mrg.o.ready.eq(req.ready & (~is_read | tags.w_rdy) & open_),
             tags.w_data.eq(tag),
             tags.w_en.eq(mrg.o.valid & mrg.o.ready & is_read),
             self.queue_level.eq(level),

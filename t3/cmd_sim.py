@@ -100,6 +100,9 @@ def add_scenario_args(p: argparse.ArgumentParser) -> None:
                    help="max random extra cycles added to producer issue times (default 0)")
     p.add_argument("--backpressure", type=_fraction, default=d["backpressure"], metavar="P",
                    help="probability the testbench stalls a stream it sinks (default 0)")
+    p.add_argument("--stall", type=_fraction, default=d["stall"], metavar="P",
+                   help="probability per cycle that each link's delivery and each memory's "
+                        "request handshake is held, seeded, during the whole run (default 0)")
     p.add_argument("--gemm-reads", type=_read_rate, default=d["gemm_read_rate"], metavar="RATE",
                    help="background GEMM operand READs per cycle per device in the compute "
                         "stream, over the output buffer (0 = off, else 1/511..1; default 0)")
@@ -142,7 +145,8 @@ def _scenario(args: argparse.Namespace, modes: tuple[str, ...]):
                        tracker_entries=args.tracker_entries, link_latency=args.link_latency,
                        link_bw=args.link_bw, policy=args.policy,
                        fuse_allgather=not args.no_allgather, seed=args.seed, jitter=args.jitter,
-                       backpressure=args.backpressure, gemm_read_rate=args.gemm_reads,
+                       backpressure=args.backpressure, stall=args.stall,
+                       gemm_read_rate=args.gemm_reads,
                        memory=args.memory, gemm_intensity=args.gemm_intensity,
                        k_steps=args.k_steps, gemm_outstanding=args.gemm_outstanding,
                        modes=modes)
@@ -162,6 +166,7 @@ FIELD_OPTIONS = {
     "tracker_entries": "--tracker-entries", "link_latency": "--link-latency",
     "link_latency_cycles": "--link-latency", "link_bw": "--link-bw",
     "link_lines_per_cycle": "--link-bw", "jitter": "--jitter", "backpressure": "--backpressure",
+    "stall": "--stall",
     "gemm_read_rate": "--gemm-reads", "memory": "--memory", "gemm_intensity": "--gemm-intensity",
     "k_steps": "--k-steps", "gemm_outstanding": "--gemm-outstanding",
 }
@@ -401,7 +406,8 @@ def print_report(r: dict[str, Any]) -> None:
           f"{s['wf_tile'][0]}x{s['wf_tile'][1]}, {s['cus']} CUs, tracker {s['tracker_entries']}, "
           f"link {s['link_latency']} cycles {s['link_bw']} lines/cycle, policy {s['policy']}, "
           f"all-gather {'fused' if s['fuse_allgather'] else 'off'}, jitter {s['jitter']}, "
-          f"backpressure {s['backpressure']}, GEMM reads {s.get('gemm_read_rate', 0.0)}/cycle, "
+          f"backpressure {s['backpressure']}, stall {s.get('stall', 0.0)}, "
+          f"GEMM reads {s.get('gemm_read_rate', 0.0)}/cycle, "
           f"memory {s.get('memory', 'ideal')}, GEMM intensity {s.get('gemm_intensity', 0.0)}, "
           f"seed {s['seed']}, {r['sim']}")
     te = r["tracker_entries"]

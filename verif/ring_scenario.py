@@ -73,7 +73,10 @@ class RingScenario(RtlScenario):
     issue times; ``backpressure``: probability the testbench stalls a stream it sinks
     (host read responses); ``gemm_read_rate``: background GEMM operand READs per cycle
     per device in the compute stream (0 = off, else in [1/511, 1]; see the module doc);
-    fixed hardware sizes (below)."""
+    ``stall``: probability per cycle, in [0, 1), that each link's delivery into the next
+    unit and each unit's memory request handshake is held closed, during the whole run
+    (seeded random stalls in the ring top, hw/env/ring.py; a run-time input, so it selects
+    no build); fixed hardware sizes (below)."""
     seed: int = 0
     jitter: int = 0
     backpressure: float = 0.0
@@ -88,6 +91,7 @@ class RingScenario(RtlScenario):
     gemm_intensity: float = 0.0
     k_steps: int = 4
     gemm_outstanding: int = 32
+    stall: float = 0.0
 
     def __post_init__(self) -> None:
         from hw.env.ring import GEMM_OUTSTANDING
@@ -116,6 +120,10 @@ class RingScenario(RtlScenario):
         for m in self.modes:
             if m not in MODES:
                 raise ConfigError(f"modes: {m!r}: must be one of {', '.join(MODES)}")
+        st = self.stall
+        if isinstance(st, bool) or not isinstance(st, (int, float)) or not 0.0 <= st < 1.0:
+            raise ConfigError(f"stall={st!r}: must be a number in [0, 1) (probability per "
+                              "cycle that a link or memory handshake is held)")
         if not 0.0 <= self.backpressure < 1.0:
             raise ConfigError(f"backpressure={self.backpressure}: must be in [0, 1)")
         if not isinstance(self.jitter, int) or self.jitter < 0:

@@ -11,7 +11,9 @@ summary; writes ``build/soak/soak.json``.
 Run-time knobs vary freely (layout, GEMM and tile sizes, CUs, WG compute time, k,
 producer jitter, sink backpressure, link latency and bandwidth, arbiter policy (the ARB
 register, which the ring testbench writes and reads back in every mode), fused or unfused
-all-gather). Hardware knobs select a build (RingScenario.hw_key), so they come
+all-gather, and the random stalls on every link and memory handshake during the whole run
+(:data:`STALLS`, drawn last so the other knobs of a seed are those drawn before stalls
+existed)). Hardware knobs select a build (RingScenario.hw_key), so they come
 from a small fixed set of profiles, (devices, dtype) with 8-byte lines and a 16-entry
 tracker, the same builds as verif/test_ring.py; a drawn scenario whose hardware key
 differs from its profile's (e.g. a larger output needs deeper memory) is redrawn.
@@ -48,6 +50,9 @@ LINK_FIFO = 128                      # (devices, dtype), as in verif/test_ring.p
 #: fixed DMA queue depth, >= contract.sizing.fire_queue_needed of every scenario draw()
 #: can make (75 at most: 8 devices, 2 x 2 WF tiles), shared with verif/test_ring.py
 DMA_QUEUE_DEPTH = 80
+#: the stall probabilities a seed draws from (RingScenario.stall: every link's delivery and
+#: every memory's request handshake held in random cycles through the whole run)
+STALLS = (0.0, 0.1, 0.3)
 
 
 def profile(devices: int, dtype: str) -> RingScenario:
@@ -99,7 +104,7 @@ def draw(seed: int, devices: tuple[int, ...] = DEFAULT_DEVICES,
             mem_depth_lines=prof.mem_depth_lines, link_fifo=LINK_FIFO,
             dma_queue_depth=DMA_QUEUE_DEPTH)
         if _valid(scn) and scn.hw_key() == key:
-            return scn
+            return dataclasses.replace(scn, stall=rng.choice(STALLS))
     raise RuntimeError(f"seed {seed}: no valid scenario for profile {n_dev}x{dtype} in 500 draws")
 
 
@@ -117,7 +122,8 @@ def sim_command(scn: RingScenario, sim: str) -> str:
                       ("tracker-entries", scn.tracker_entries),
                       ("link-latency", scn.link_latency), ("link-bw", scn.link_bw),
                       ("policy", scn.policy), ("jitter", scn.jitter),
-                      ("backpressure", scn.backpressure), ("seed", scn.seed)):
+                      ("backpressure", scn.backpressure), ("stall", scn.stall),
+                      ("seed", scn.seed)):
         args += [f"--{name}", str(val)]
     if not scn.fuse_allgather:
         args.append("--no-allgather")
@@ -128,7 +134,8 @@ def _describe(scn: RingScenario) -> str:
     return (f"N={scn.devices} {scn.dtype} {scn.layout} {scn.m}x{scn.n}x{scn.k} "
             f"wg={scn.wg_tile[0]}x{scn.wg_tile[1]} wf={scn.wf_tile[0]}x{scn.wf_tile[1]} "
             f"cus={scn.cus} lat={scn.link_latency} bw={scn.link_bw} {scn.policy} "
-            f"jit={scn.jitter} bp={scn.backpressure}{'' if scn.fuse_allgather else ' RS-only'}")
+            f"jit={scn.jitter} bp={scn.backpressure} stall={scn.stall}"
+            f"{'' if scn.fuse_allgather else ' RS-only'}")
 
 
 def run_seed(seed: int, sim: str, devices: tuple[int, ...] = DEFAULT_DEVICES,
@@ -151,7 +158,9 @@ def run_seed(seed: int, sim: str, devices: tuple[int, ...] = DEFAULT_DEVICES,
         rec.update(ok=True, cycles=int(res["cycles"]),
                    requests=sum(int(e["mem_reqs"]) for e in expect["t3"]),
                    producer_requests=sum(int(e["producer"]) for e in expect["t3"]),
-                   lines_checked=int(res.get("lines_checked", 0)))
+                   lines_checked=int(res.get("lines_checked", 0)),
+                   held={k: sum(int(d[k]) for d in res["devices"])
+                         for k in ("link_stall_cycles", "mem_stall_cycles")})
     except AssertionError as e:                 # ScenarioFailure and other check failures
         rec.update(ok=False, error=" ".join(str(e).split())[:500])
     except Exception as e:                      # noqa: BLE001 - a soak reports, then goes on

@@ -24,6 +24,13 @@ reads count in the memory-request targets, and before reading memory back the te
 waits until every device's ``gemm_reads_done`` equals its ``gemm_reads_issued`` equals
 the count (:meth:`RingTB.wait_gemm_reads`).
 
+Random stalls (scenario ``stall`` > 0, both modes, the whole test: programming, run and
+readback): the ring top's stall gates (hw/env/ring.py: every link's delivery into the next
+unit, every unit's memory request handshake) get ``stall_prob`` and ``stall_seed`` (the
+scenario's seed) before the reset; no Python runs per cycle for them. The stats report
+per device the packets of its outgoing link and the memory requests the gates held
+(``link_stall_cycles``, ``mem_stall_cycles``); the timeouts grow by 1 / (1 - stall)^2.
+
 Parameters (verif.runner.tb_params): ``workdir`` prepared by verif.ring_scenario.prepare.
 Results go to ``workdir/result_<mode>.json`` (cycles, utilisation, the ARB read-back and
 the wall seconds of each phase, ``wall_s``) and ``workdir/readback_<mode>.npz``.
@@ -48,10 +55,11 @@ import numpy as np
 
 from contract import regmap
 from contract.program import DeviceProgram
-from contract.spec import Op, memory_request_fields, memory_response_fields, \
+from contract.spec import COUNTER_BITS, Op, memory_request_fields, memory_response_fields, \
     producer_request_fields
 from sim_models.baseline import baseline_programs, ring_steps
 from hw.env.ring import GEMM_COUNT_BITS, GEMM_COUNTERS, UNIT_MEMORY_COUNTERS
+from hw.env.stall import STALL_SEED_BITS, stall_prob_code
 from sim_models.trace import load_traces
 
 from . import coverage
@@ -72,8 +80,11 @@ class RingTB(TB):
         super().__init__(dut, period_ns=PERIOD_NS)
         #: wall seconds per phase of the current mode (``pack``: trace words, accumulated)
         self.wall: dict[str, float] = {"pack": 0.0}
-        #: the test's first cycle (its reset follows): the span of the unit counters
+        #: the first cycle of the counters' span: the test's first cycle (its reset
+        #: follows) until :meth:`mark_run_start` moves it to the run's start
         self.cycle0 = self.cycle
+        #: the DUT's counter outputs at the run's start (:meth:`mark_run_start`)
+        self.counter_base: dict[str, int] = {}
         p = tb_params()
         self.workdir = Path(p["workdir"])
         self.cfg, self.gemm, self.programs, self.traces = load_traces(self.workdir / "trace")
@@ -106,6 +117,11 @@ class RingTB(TB):
         self.wave = Struct([("lines", GEMM_COUNT_BITS), ("reads", GEMM_COUNT_BITS)])
         #: producer-port READs per device (background or closed loop; 0 = off)
         self.gemm_read_counts = [int(c) for c in self.expect["gemm_reads"]["counts"]]
+        #: random stalls on every link and memory handshake (scenario ``stall``), for the
+        #: whole test: set before its reset, when the stall generators load the seed
+        self.stall = float(self.scn.get("stall", 0.0))
+        dut.stall_prob.value = stall_prob_code(self.stall)
+        dut.stall_seed.value = int(self.scn["seed"]) & ((1 << STALL_SEED_BITS) - 1)
         num, den = self.cfg.link_credit_ratio
         dut.link_latency.value = self.cfg.link_latency_cycles
         dut.link_num.value = num
@@ -324,33 +340,52 @@ class RingTB(TB):
     def check_counters(self, mode: str, stats: list[dict]) -> None:
         """Every counter the golden model predicts, per device (t3 mode): tracker fires,
         DMA tiles and lines, link packets in, producer requests (+ the GEMM's READs),
-        memory requests; and no error flag."""
+        memory requests during the run (+ the GEMM's READs); and no error flag."""
         for d, (st, e) in enumerate(zip(stats, self.expect["t3"])):
             # the DMA engine completes every fired tile (FireOp.NONE ones too, moving
             # nothing): its tile count is the tracker's fires, its lines the golden READs
             want = {"irq": 0, "fires": e["fires"], "dma_tiles": e["fires"],
                     "dma_lines": e["dma_reads"], "ingress_reqs": e["link_in"],
-                    "producer_reqs": e["producer"] + self.gemm_read_counts[d]}
+                    "producer_reqs": e["producer"] + self.gemm_read_counts[d],
+                    "mem_reqs": e["mem_reqs"] + self.gemm_read_counts[d]}
             got = {k: st[k] for k in want}
             assert got == want, f"{mode}: device {d}: counters {got}, golden model {want}"
+
+    #: the ring's per-device counter outputs (wrapping COUNTER_BITS counters from reset)
+    RUN_COUNTERS = ("mem_reqs", "mem_busy_cycles", "queue_full_cycles", "link_busy_cycles",
+                    "link_stall_cycles", "mem_stall_cycles", *UNIT_MEMORY_COUNTERS,
+                    *(f"gemm_{c}" for c in GEMM_COUNTERS))
+
+    def _run_counter(self, name: str, d: int) -> int:
+        """Counter output ``name`` of device ``d`` since :meth:`mark_run_start`."""
+        key = f"{name}__{d}"
+        return (int(getattr(self.dut, key).value) - self.counter_base.get(key, 0)) \
+            % (1 << COUNTER_BITS)
+
+    def mark_run_start(self) -> int:
+        """The run starts now: the counter outputs :meth:`stats` reports (and
+        ``sim_cycles``, their span) count from this cycle on, so programming and buffer
+        zeroing before it are not in the utilisation. Returns the cycle."""
+        self.cycle0 = self.cycle
+        self.counter_base = {f"{name}__{d}": int(getattr(self.dut, f"{name}__{d}").value)
+                             for name in self.RUN_COUNTERS for d in range(self.n)}
+        return self.cycle
 
     async def stats(self) -> list[dict]:
         out = []
         for d in range(self.n):
-            st = {name: int(getattr(self.dut, f"{name}__{d}").value)
-                  for name in ("mem_reqs", "mem_busy_cycles", "queue_full_cycles", "link_busy_cycles")}
+            # link_stall_cycles: packets of link d (into device d + 1) held by its stall gate
+            st = {name: self._run_counter(name, d) for name in self.RUN_COUNTERS}
             for c in ("tracked_reqs", "fires", "stall_cycles", "dma_tiles", "dma_lines",
                       "producer_reqs", "ingress_reqs", "remote_sent", "starved_grants", "kicks",
                       "tracker_hits", "tracker_misses", "tracker_fills", "tracker_spills"):
                 st[c] = await self.csr[d].read(regmap.reg(self.cfg, c.upper()).addr)
             # the tracker's high-water mark (TRACKER_PEAK holds only this field)
             st["tracker_peak"] = await self.csr[d].read(regmap.reg(self.cfg, "TRACKER_PEAK").addr)
-            st["sim_cycles"] = self.cycle - self.cycle0     # the counters' span (from reset)
+            st["sim_cycles"] = self.cycle - self.cycle0     # the counters' span (from the run's start)
             st["irq"] = int(self.dut.irq.value) >> d & 1
             st["gemm_reads"] = int(getattr(self.dut, f"gemm_reads_done__{d}").value)
-            for name in UNIT_MEMORY_COUNTERS + tuple(f"gemm_{c}" for c in GEMM_COUNTERS) \
-                    + ("gemm_read_latency_max",):
-                st[name] = int(getattr(self.dut, f"{name}__{d}").value)
+            st["gemm_read_latency_max"] = int(getattr(self.dut, f"gemm_read_latency_max__{d}").value)
             arb = await self.csr[d].read_fields("ARB_STATUS")
             st["mca_threshold_used"], st["mca_measured"] = arb["threshold_used"], arb["measured"]
             st["mca_window_reqs"] = await self.csr[d].read(regmap.reg(self.cfg, "ARB_WINDOW").addr)
@@ -385,8 +420,10 @@ def _timeout(tb: RingTB) -> int:
     longest = max(int(t.time[-1]) if len(t) else 0 for t in tb.traces)
     total = sum(len(t) for t in tb.traces)
     bw = tb.cfg.link_lines_per_cycle
-    return (4 * longest + int(8 * total / bw) + 50 * tb.cfg.link_latency_cycles + 10_000
+    base = (4 * longest + int(8 * total / bw) + 50 * tb.cfg.link_latency_cycles + 10_000
             + 2 * sum(tb.gemm_read_counts))
+    # random stalls: a link gate and a memory gate in series on a packet's path
+    return int(base / (1 - tb.stall) ** 2)
 
 
 @cocotb.test()
@@ -400,7 +437,7 @@ async def ring_t3(dut):
     w1 = time.perf_counter()
     base = tb.mem_reqs()
     reads = tb.arm_gemm_reads()
-    start = tb.cycle
+    start = tb.mark_run_start()
     await tb.play_traces(timeout=_timeout(tb))
     targets = [b + e["mem_reqs"] + r for b, e, r in zip(base, tb.expect["t3"], reads)]
     end = await tb.wait_applied(targets, timeout=_timeout(tb))
@@ -440,7 +477,7 @@ async def ring_baseline(dut):
     timeout = _timeout(tb)
     targets = tb.mem_reqs()
     reads = tb.arm_gemm_reads()
-    start = tb.cycle
+    start = tb.mark_run_start()
     await tb.play_traces(timeout=timeout)
     targets = [t + len(tb.traces[d]) + reads[d] for d, t in enumerate(targets)]
     t_gemm = await tb.wait_applied(targets, timeout=timeout)

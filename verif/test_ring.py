@@ -140,7 +140,9 @@ def test_dram_memory_closed_loop_gemm(sim, policy, tmp_path):
         devs = res[mode]["devices"]
         assert [d["gemm_reads"] for d in devs] == reads and all(reads), (mode, reads)
         assert all(d["irq"] == 0 for d in devs), mode
-        assert all(d["activates"] > 0 for d in devs), mode
+        # the counters count the run only; the baseline's run may find every row it
+        # touches still open from the buffer zeroing before it, the fused run cannot
+        assert mode == "baseline" or all(d["activates"] > 0 for d in devs), mode
         assert sum(d["gemm_stall_cycles"] for d in devs) > 0, mode
         assert all(d["gemm_read_latency_max"] >= scn.config().dram.read_latency for d in devs)
         for d in devs:
@@ -151,3 +153,38 @@ def test_dram_memory_closed_loop_gemm(sim, policy, tmp_path):
             else:
                 assert d["mca_measured"] == 0 and cfg.mca_window_log2 == 0, (mode, d)
     print(f"{policy}: cycles t3 {res['t3']['cycles']}, baseline {res['baseline']['cycles']}")
+
+
+#: (devices, dtype) of the stall test: the DRAM build and an ideal-memory build of MATRIX
+STALL_BUILDS = [(DRAM_DEVICES, "fp32"), (3, "bf16")]
+
+
+@pytest.mark.cocotb
+@sims("ring")
+@pytest.mark.parametrize("devices,dtype", STALL_BUILDS, ids=[f"n{n}-{d}" for n, d in STALL_BUILDS])
+def test_random_stalls_during_the_run(sim, devices, dtype, tmp_path):
+    """Issue #18: seeded random stalls (probability 0.3 per cycle) on every link's
+    delivery and every memory's request handshake through the whole fused run and the
+    baseline, on the suite's builds (the probability is a run-time input: same hw_key).
+    Both modes stay bit-exact with every predicted counter (checked inside the
+    testbench), every gate held some transfers, the same scenario without stalls held
+    nothing, and on the ideal memory the stalls cost cycles."""
+    scn = _scenario(devices, dtype, seed=21, stall=0.3, modes=("t3", "baseline"))
+    calm = _scenario(devices, dtype, seed=21)
+    assert scn.hw_key() == calm.hw_key(), "the stall probability must not select a build"
+    res = run_scenario(scn, sim=sim, workdir=tmp_path / "stalls")
+    ref = run_scenario(calm, sim=sim, workdir=tmp_path / "calm")["t3"]
+    for mode in scn.modes:
+        devs = res[mode]["devices"]
+        assert all(d["irq"] == 0 for d in devs), mode
+        for key in ("link_stall_cycles", "mem_stall_cycles"):
+            assert all(d[key] > 0 for d in devs), (mode, key, [d[key] for d in devs])
+    assert all(d["link_stall_cycles"] == d["mem_stall_cycles"] == 0 for d in ref["devices"])
+    if not scn.closed_loop and scn.memory == "ideal":
+        # the ideal memory serves a request per cycle whatever the order, so closing its
+        # handshake 30% of the cycles must cost cycles; with DRAM timing a stall can as
+        # well reorder requests into more row hits (seen: 777 -> 775 cycles)
+        assert res["t3"]["cycles"] > ref["cycles"], (res["t3"]["cycles"], ref["cycles"])
+    print(f"n{devices}-{dtype}: t3 cycles {ref['cycles']} -> {res['t3']['cycles']} with stalls; "
+          f"held per device: links {[d['link_stall_cycles'] for d in res['t3']['devices']]}, "
+          f"memories {[d['mem_stall_cycles'] for d in res['t3']['devices']]}")

@@ -10,6 +10,7 @@ import pytest
 
 from hw.track_trigger import TrackTrigger
 from contract.spec import T3Config
+from verif.conftest import sims_slow_on
 from verif.runner import run_cocotb, verilog_for
 
 TOP = "t3_track_trigger"
@@ -69,6 +70,7 @@ BIG_CHUNK = dict(m=128, n=512, k=8, devices=2, wg_tile=(8, 16), wf_tile=(1, 4), 
 
 @pytest.mark.cocotb
 @pytest.mark.xdist_group("track_trigger")
+@sims_slow_on("icarus")
 def test_golden_e256_chunk_of_8192_tiles(sim):
     """The issue's single-unit case: device 1 of 2 receives the link half of its 8,192
     reduce-scatter tiles before its producer starts (producer_delay: the 8,192 link

@@ -17,6 +17,7 @@ from ..unit import T3Unit
 from .gemm_producer import ClosedLoopGemm, wave_descriptor
 from .link import LinkModel
 from .readgen import GemmReadGenerator
+from .stall import STALL_PROB_BITS, STALL_SEED_BITS, StallSource, StreamStall
 
 __all__ = ["T3Ring", "MAX_DEVICES"]
 
@@ -31,6 +32,10 @@ GEMM_COUNTERS = ("stall_cycles", "compute_cycles", "store_cycles", "waves_done",
                  "read_latency_sum")
 #: the unit's memory counters passed out per device
 UNIT_MEMORY_COUNTERS = ("occupancy_sum", "activates", "urgent_cycles")
+#: stall generators' instance numbers (hw.env.stall): link i's gate is i, device i's
+#: memory gate ``STALL_MEM_INDEX + i`` (independent of N, so a link's pattern is the
+#: same in every ring)
+STALL_MEM_INDEX = MAX_DEVICES
 
 
 class T3Ring(T3Component):
@@ -124,6 +129,21 @@ class T3Ring(T3Component):
         Each device's closed-loop counters (:class:`ClosedLoopGemm`).
     gemm_read_latency_max : Out(GEMM_COUNT_BITS).array(N)
         Longest READ latency of device i's closed loop, cycles.
+
+    Random stalls (issue #18; environment): link i's packets reach unit (i + 1) % N
+    through a :class:`StreamStall`, and unit i's memory request handshake is held by its
+    ``mem_stall`` hook from a :class:`StallSource`, each closed in random cycles with
+    probability ``stall_prob / 2**16`` from its own seeded generator. ``stall_prob`` = 0
+    (the reset value of a testbench that never sets it) makes every gate a wire.
+
+    stall_seed : In(STALL_SEED_BITS)
+        The stall generators' seed (read in the first cycle after reset).
+    stall_prob : In(STALL_PROB_BITS)
+        Stall probability per cycle of every gate, units of 2**-16 (:func:`stall_prob_code`).
+    link_stall_cycles : Out(COUNTER_BITS).array(N)
+        Cycles a packet of link i was held back by its gate.
+    mem_stall_cycles : Out(COUNTER_BITS).array(N)
+        Cycles a request to unit i's memory was held back by its gate.
     devices : int
         N.
     link_depth : int
@@ -174,6 +194,10 @@ class T3Ring(T3Component):
             "gemm_outstanding": In(range(GEMM_OUTSTANDING + 1)),
             **{f"gemm_{name}": Out(COUNTER_BITS).array(n) for name in GEMM_COUNTERS},
             "gemm_read_latency_max": Out(GEMM_COUNT_BITS).array(n),
+            "stall_seed": In(STALL_SEED_BITS),
+            "stall_prob": In(STALL_PROB_BITS),
+            "link_stall_cycles": Out(COUNTER_BITS).array(n),
+            "mem_stall_cycles": Out(COUNTER_BITS).array(n),
         }
 
     @staticmethod
@@ -239,9 +263,27 @@ class T3Ring(T3Component):
                 self.link_busy_cycles[i].eq(lk.busy_cycles),
                 self.link_in_flight[i].eq(lk.in_flight),
             ]
-        for i in range(n):
-            connect(m, links[i].rx, units[(i + 1) % n].ingress)
+        self._stalls(m, units, links)
         return m
+
+    def _stalls(self, m: Module, units: list[T3Unit], links: list[LinkModel]) -> None:
+        """Link i's ``rx`` into unit (i + 1) % N's ingress through a :class:`StreamStall`
+        (instance i), and unit i's ``mem_stall`` from a :class:`StallSource` (instance
+        ``STALL_MEM_INDEX + i``); every one seeded by ``stall_seed`` at ``stall_prob``."""
+        cfg, n = self.cfg, len(units)
+        for i in range(n):
+            m.submodules[f"link_stall{i}"] = gate = StreamStall(
+                payload_shape=layouts.link_packet(cfg), index=i)
+            m.submodules[f"mem_stall{i}"] = src = StallSource(index=STALL_MEM_INDEX + i)
+            connect(m, links[i].rx, gate.i)
+            connect(m, gate.o, units[(i + 1) % n].ingress)
+            m.d.comb += [
+                gate.seed.eq(self.stall_seed), gate.prob.eq(self.stall_prob),
+                src.seed.eq(self.stall_seed), src.prob.eq(self.stall_prob),
+                src.active.eq(units[i].mem_offered), units[i].mem_stall.eq(src.stall),
+                self.link_stall_cycles[i].eq(gate.stalled),
+                self.mem_stall_cycles[i].eq(src.stalled),
+            ]
 
 
 designs.register("t3_ring", lambda cfg: T3Ring(cfg=cfg.replace(ring_devices=min(cfg.ring_devices, MAX_DEVICES))))

@@ -41,6 +41,16 @@ def _csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def _save(fig, plt, out: Path, stem: str, rows: list[dict]) -> list[Path]:
+    """Write ``fig`` as ``out/stem.png`` (tight layout, 120 dpi), close it, and write the
+    plotted numbers as ``out/stem.csv``: the two files of a figure."""
+    fig.tight_layout()
+    png = out / f"{stem}.png"
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return [png, _csv(out / f"{stem}.csv", rows)]
+
+
 def _speedup(out: Path, hw, wl, tokens):
     from .plots import plot_speedup
     from .sweep import paper_rows
@@ -93,11 +103,7 @@ def _cu_sharing(out: Path, hw, wl, tokens):
     axs[1].set_ylabel("GEMM time / GEMM alone")
     axs[1].set_xticks(range(len(keys)), [f"{k[0]}\nTP{k[1]} {k[2]}" for k in keys],
                       rotation=90, fontsize=7)
-    fig.tight_layout()
-    png = out / "cu_sharing.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return [png, _csv(out / "cu_sharing.csv", data)]
+    return _save(fig, plt, out, "cu_sharing", data)
 
 
 def _contention(out: Path, hw, wl, tokens):
@@ -119,11 +125,7 @@ def _contention(out: Path, hw, wl, tokens):
     ax.set_ylabel("cycles, fast contention model")
     ax.set_title("Contention model vs ground truth (dotted: ±10%)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    png = out / "contention.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return [png, _csv(out / "contention.csv", rows)]
+    return _save(fig, plt, out, "contention", rows)
 
 
 def _end_to_end(out: Path, hw, wl, tokens):
@@ -160,11 +162,7 @@ def _end_to_end(out: Path, hw, wl, tokens):
     axs[1].legend(fontsize=8, ncol=3)
     axs[1].set_xticks(list(xs), [f"{r['model']}\nTP{r['tp']} {r['phase']}" for r in rows],
                       rotation=90, fontsize=7)
-    fig.tight_layout()
-    png = out / "end_to_end.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    return [png, _csv(out / "end_to_end.csv", rows)]
+    return _save(fig, plt, out, "end_to_end", rows)
 
 
 def _sweep(name: str):

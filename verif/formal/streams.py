@@ -216,6 +216,7 @@ def _blocks():
     from hw.dma import DmaEngine
     from hw.layouts import link_packet
     from hw.env.link import LinkModel
+    from hw.env.stall import StreamStall
     from hw.merge import StreamMerge
     from hw.nmc import ComputeMemory
     from hw.track_trigger import TrackTrigger
@@ -235,6 +236,9 @@ def _blocks():
                                    credit_bits=3),
                  ("latency", "num", "den"), _link_contract, "bmc", 24),
         "csr": (lambda: Csr(cfg=cfg), (), None, "prove", 4),
+        # the test environment's random stall gate (hw/env/stall.py): a stall may delay
+        # an offer, never withdraw one
+        "stall": (lambda: StreamStall(payload_shape=4, index=0), (), None, "prove", 4),
         # CSR bus free (CTRL, CMD, regions, kicks at any time): the REMOTE packet's `dest`
         # once followed CTRL combinationally while stalled (fixed in hw/addrmap.py)
         "track_trigger": (lambda: TrackTrigger(cfg=cfg), (), None, "bmc", 10),
