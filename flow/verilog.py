@@ -24,7 +24,31 @@ def to_verilog(component, name: str) -> str:
     word (see :func:`flow.amaranth_private.zero_memories_without_init`)."""
     with zero_memories_without_init():
         text = verilog.convert(component, name=name, emit_src=False)
-    return dedupe_modules(_add_zero_loops(text))
+    return dedupe_modules(_add_zero_loops(time_zero_trigger(text)))
+
+
+# --------------------------------------------------------------------------------------
+# Combinational blocks at time 0
+#
+# Why: Yosys writes every combinational process as `always @*` with a dummy read of a
+# trigger register declared `reg \$auto$verilog_backend...$N = 0;`, meant to run each
+# block once at time 0. Icarus applies a declaration's initial value without an event,
+# so a block whose inputs keep their initial values (registers equal to their reset
+# value, constant inputs) is never run and its outputs stay X until an input changes:
+# in the DRAM ring under Icarus such X conditions changed the schedule (a fused run of
+# 734 cycles where Verilator, which settles all logic at time 0, gave 814). An `initial`
+# assignment is an event (X -> 0) that wakes every `always @*` reading the trigger.
+# Verilator and Yosys read it as the same initial value.
+# --------------------------------------------------------------------------------------
+
+_TRIGGER_DECL_RE = re.compile(r"^( *)reg (\\\$auto\$verilog_backend\S* ) = 0;$", re.M)
+
+
+def time_zero_trigger(text: str) -> str:
+    """Declare Yosys' time-0 trigger registers without an initialiser and set them in an
+    ``initial`` statement, so that Icarus runs every combinational block at time 0."""
+    return _TRIGGER_DECL_RE.sub(lambda m: f"{m.group(1)}reg {m.group(2)};\n"
+                                          f"{m.group(1)}initial {m.group(2)}= 0;", text)
 
 
 # --------------------------------------------------------------------------------------

@@ -92,3 +92,53 @@ def test_identical_modules_are_written_once(tmp_path):
 def test_modules_that_differ_are_kept():
     text = to_verilog(TwoMemories(), "two")
     assert dedupe_modules(text) == text
+
+
+class _ConstantChoice(wiring.Component):
+    """A combinational priority choice whose inputs never change after time 0 (the
+    shape of the tracker's victim way and of the DRAM controller's start-up logic)."""
+    a: In(4)
+    y: Out(2)
+
+    def elaborate(self, platform):
+        m = Module()
+        way = self.y
+        m.d.comb += way.eq(1)
+        for w in reversed(range(4)):
+            with m.If(~self.a[w]):
+                m.d.comb += way.eq(w)
+        return m
+
+
+_PROBE_TB = """
+module tb; reg [3:0] a = 4'b0000; wire [1:0] y;
+probe dut(.a(a), .y(y));
+initial begin #1 $display("y=%b", y); $finish; end
+endmodule
+"""
+
+
+def _icarus_y(text: str, tmp_path) -> str:
+    import subprocess
+    (tmp_path / "probe.v").write_text(text)
+    (tmp_path / "tb.v").write_text(_PROBE_TB)
+    subprocess.run(["iverilog", "-g2012", "-o", str(tmp_path / "sim"), str(tmp_path / "tb.v"),
+                    str(tmp_path / "probe.v")], check=True)
+    out = subprocess.run(["vvp", "-n", str(tmp_path / "sim")], check=True, capture_output=True,
+                         text=True).stdout
+    return re.search(r"y=(\S+)", out).group(1)
+
+
+def test_combinational_blocks_run_at_time_zero_in_icarus(tmp_path):
+    """Yosys' time-0 trigger, declared with an initialiser, wakes nothing in Icarus: a
+    combinational block whose inputs never change stays X. to_verilog sets it in an
+    initial statement instead, and the block computes its value (0: every bit of a is
+    0, the lowest way wins)."""
+    from amaranth.back import verilog
+    raw = verilog.convert(_ConstantChoice(), name="probe", emit_src=False)
+    assert _icarus_y(raw, tmp_path) == "xx"        # the problem, as Yosys writes it
+    fixed = to_verilog(_ConstantChoice(), "probe")
+    assert "initial \\$auto$verilog_backend" in fixed and " = 0;\n" in fixed
+    assert _icarus_y(fixed, tmp_path) == "00"
+    ok, log = lint(tmp_path / "probe.v", "probe")
+    assert ok, log
