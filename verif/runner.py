@@ -110,11 +110,10 @@ def run_cocotb(*, sim: str, top: str, verilog: Path | Sequence[Path], test_modul
         # file). A variable in MAKEFLAGS acts as a make command-line override. Set it
         # unconditionally: under `make test` the outer make's own MAKEFLAGS (flags,
         # jobserver) is inherited and must not reach the simulator's make.
-        # VK_PCH_I_*= turns the precompiled header off: every generated .cpp includes
-        # Vtop__pch.h itself, so the PCH only saves parse time, and gcc 12 loading a PCH
-        # crashed at random on CI ("internal compiler error: Segmentation fault" in
-        # cc1plus) on builds that pass when repeated.
-        os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include VK_PCH_I_FAST= VK_PCH_I_SLOW="
+        # (The precompiled header stays on: without it every one of a ring's few hundred
+        # .cpp files parses the design's root header again, and the suite took 30+
+        # minutes instead of ~20. A compiler crash is retried once: _build.)
+        os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
     sources = [verilog] if isinstance(verilog, (str, Path)) else list(verilog)
     key = build_key or params_key(top, params)
     cov_dir = os.environ.get("T3_COVERAGE_DIR")

@@ -10,6 +10,7 @@ import pytest
 from verif.conftest import sims
 from verif.csr_driver import arbiter_settings
 from verif.ring_scenario import RingScenario, prepare, run_scenario
+from verif.runner import SIMULATORS
 from verif.soak import DMA_QUEUE_DEPTH
 
 #: (devices, dtype): every N of the issue and every dtype, each pair one build per
@@ -38,9 +39,20 @@ def _scenario(devices: int, dtype: str, **kw) -> RingScenario:
     return RingScenario(**{**ring_profile(devices, dtype), "modes": ("t3",), **kw})
 
 
+#: (devices, simulator) of MATRIX run by `make test-slow` only: the 8-device ring's
+#: Verilator build is the suite's largest C++ compile (minutes); its Icarus case stays
+SLOW_CASES = {(8, "verilator")}
+
+
+def _matrix_params():
+    return [pytest.param(sim, n, d, id=f"{sim}-n{n}-{d}",
+                         marks=[pytest.mark.xdist_group(f"ring-{sim}"),
+                                *([pytest.mark.slow] if (n, sim) in SLOW_CASES else [])])
+            for sim in SIMULATORS for n, d in MATRIX]
+
+
 @pytest.mark.cocotb
-@sims("ring")
-@pytest.mark.parametrize("devices,dtype", MATRIX, ids=[f"n{n}-{d}" for n, d in MATRIX])
+@pytest.mark.parametrize("sim,devices,dtype", _matrix_params())
 def test_fused_allreduce_bit_exact(sim, devices, dtype, tmp_path):
     scn = _scenario(devices, dtype, seed=devices * 7 + len(dtype), jitter=3, backpressure=0.3)
     res = run_scenario(scn, sim=sim, workdir=tmp_path)["t3"]
