@@ -1,7 +1,9 @@
-"""verif.runner's build step: a failed build quotes the compiler's message, and a build
-whose compiler crashed is retried once from a clean folder (a fake runner stands in for
-cocotb's, so no simulator runs here)."""
+"""verif.runner's build step: a failed build quotes the compiler's message, a build
+whose compiler crashed is retried once from a clean folder, and two builds of one folder
+never overlap (a fake runner stands in for cocotb's, so no simulator runs here)."""
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,25 @@ def test_second_compiler_crash_fails(tmp_path):
     with pytest.raises(RuntimeError, match="Killed signal"):
         _build(fake, tmp_path)
     assert fake.calls == 2
+
+
+def test_builds_of_one_folder_take_turns(tmp_path):
+    """Two workers building the same folder at once (pytest-xdist puts tests of one build
+    in different groups on different workers): the builds never overlap."""
+    active, overlaps = [], []
+
+    class SlowRunner(FakeRunner):
+        def build(self, **kw):
+            active.append(1)
+            overlaps.append(len(active) > 1)
+            time.sleep(0.2)
+            active.pop()
+            super().build(**kw)
+
+    runners = [SlowRunner([None]), SlowRunner([None])]
+    threads = [threading.Thread(target=_build, args=(r, tmp_path)) for r in runners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.calls for r in runners] == [1, 1] and overlaps == [False, False]

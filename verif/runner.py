@@ -11,6 +11,7 @@ parameters).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -67,12 +68,22 @@ BUILD_LOG_TAIL = 40
 def _build(runner, *, sim: str, top: str, build_dir: Path, sources: list[Path],
            build_args: list[str], waves: bool) -> None:
     """``runner.build`` (a no-op when the build is up to date) with its output in
-    ``build_dir/build.log``. A failure raises RuntimeError quoting the log's last lines
+    ``<build_dir>.build.log`` beside the folder. A failure raises RuntimeError quoting the log's last lines
     (the compiler's message, which a plain ``Command failed`` hides); a build whose
-    compiler crashed is retried once from an empty folder."""
+    compiler crashed is retried once from an empty folder. The build holds an exclusive
+    lock on ``build_dir.lock``: two pytest-xdist workers that need the same build (tests
+    of one build in different groups) take turns, and the second finds it up to date."""
     log = build_dir.parent / f"{build_dir.name}.build.log"
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(build_dir.parent / f"{build_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _build_locked(runner, top=top, build_dir=build_dir, sources=sources,
+                      build_args=build_args, waves=waves, sim=sim, log=log)
+
+
+def _build_locked(runner, *, sim: str, top: str, build_dir: Path, sources: list[Path],
+                  build_args: list[str], waves: bool, log: Path) -> None:
     for attempt in (1, 2):
-        build_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
             runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
                          timescale=TIMESCALE, build_args=build_args, waves=waves,
