@@ -224,8 +224,10 @@ def test_tiny_icarus_run_json_and_dump(capsys, tmp_path):
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("sim", [pytest.param(s, marks=pytest.mark.xdist_group(f"ring-waves-{s}"))
-                                 for s in ("icarus", "verilator")])
+@pytest.mark.parametrize("sim", [pytest.param(s, marks=[
+    pytest.mark.xdist_group(f"ring-waves-{s}"),
+    # its own Verilator build (traced): 90 s of the suite; make test-slow runs it
+    *([pytest.mark.slow] if s == "verilator" else [])]) for s in ("icarus", "verilator")])
 def test_waves_are_recorded(capsys, tmp_path, sim):
     """--waves: a separate wave-tracing build; the FST lands in the run directory."""
     rc, out, err = _run(capsys, "sim", *TINY, "--sim", sim, "--modes", "t3", "--waves",

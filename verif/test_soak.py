@@ -31,7 +31,7 @@ def test_draw_is_seeded_and_on_a_fixed_build():
         assert s.hw_key() == keys[(s.devices, s.dtype)]
         assert f"--seed {s.seed}" in sim_command(s, "icarus")
     for knob in ("devices", "dtype", "layout", "m", "n", "wf_tile", "link_latency", "link_bw",
-                 "policy", "jitter", "backpressure", "fuse_allgather"):
+                 "policy", "jitter", "backpressure", "stall", "fuse_allgather"):
         assert len({getattr(s, knob) for s in scns}) > 1, knob
 
 
