@@ -115,7 +115,8 @@ class DramTiming:
     t_rrd_l: int = _cycles(HBM2_NS["t_rrd_l"])
     t_faw: int = _cycles(HBM2_NS["t_faw"])
     t_rmw: int = _cycles(HBM2_NS["t_rtw"])  # UPDATE holds its bank (our choice, module doc)
-    age_cap: int = 64                   # a request older than this is served first, alone
+    age_cap: int = 64                   # a request older than this is served first
+    #                                    (docs/memory.md "Measured": 256 measured better)
     bank_xor: bool = True               # permutation-based interleaving: bank group and bank
                                         # XOR the folded row (module doc, row_hash)
 

@@ -12,8 +12,9 @@ Shared by the RTL (:class:`hw.dram.DramController`), its cycle model
 Derivation (docs/memory.md, "Starvation bound"). Let ``U`` bound the cycles from the
 first cycle ``u`` the oldest waiting request ``h`` is urgent to its column command (both
 rules of the age cap hold from ``u`` on: no other request of its bank issues a column
-command; its row command goes first when its timing allows; once its row is open it
-alone issues column commands):
+command; its row command goes first when its timing allows; once its row is open,
+another bank's column command issues only if no constraint it starts on ``h`` ends later
+than the cycle ``h``'s own constraints already allow it):
 
 * a row conflict: no column command reaches ``h``'s bank after ``u``, so its PRE issues
   at most ``P = max(tRAS, tRTP, tCWL + 1 + tWR, t_rmw + tWR) - 1`` cycles after ``u``;
@@ -23,8 +24,8 @@ alone issues column commands):
   ``h``'s group is older than that cycle, and ``h``'s ACT follows within
   ``tRRD_L - 1 + F`` cycles, ``F = max(0, tRRD_S - 1, tFAW - 3 tRRD_S - 1)`` (tRRD_S
   and the four-ACT window from ACTs at least tRRD_S apart);
-* from the cycle ``w`` after the ACT (or ``u`` for a row hit) only ``h`` issues column
-  commands: every column constraint counts from a command before ``w`` (tRCD, tRCD_WR,
+* from the cycle ``w`` after the ACT (or ``u`` for a row hit) the column commands of
+  other banks never move ``h``'s earliest cycle: it is set by commands before ``w`` (tRCD, tRCD_WR,
   tCCD_L, t_rmw, the write-to-read turnaround, tRTW), and a READ's return slot frees
   once the oldest unanswered READ (issued before ``w``) has left: ``C = max(tRCD,
   tRCD_WR, tCCD_L, t_rmw, tCWL + 1 + tWTR_L, tRTW, tCL + 2) - 1`` cycles after ``w``.

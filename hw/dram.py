@@ -377,15 +377,18 @@ class DramController(T3Component):
         it, the row request (ACT/PRE) of each bank's oldest entry; the oldest of each
         wins (``winners``: the priority encoders)."""
         Q, q, hit, same, urgent = self.queue_depth, st.q, st.hit, st.same, st.urgent
+        slack = self._urgent_slack(m, st)
         col_req = [Signal(name=f"col_req{i}") for i in range(Q)]
         row_req = [Signal(name=f"row_req{i}") for i in range(Q)]
         for i, e in enumerate(q):
             older_hit = Cat(*(hit[j] & same[i][j] for j in range(i))).any() if i else Const(0)
-            seq_ok = (e.seq - st.head)[:len(st.head)] < self.return_slots
-            ok = Mux(e.op == Op.READ, st.rd_ok.bit_select(st.bank[i], 1) & seq_ok,
+            ok = Mux(e.op == Op.READ,
+                     st.rd_ok.bit_select(st.bank[i], 1) & self._slot_free(st, e),
                      st.wr_ok.bit_select(st.bank[i], 1))
-            # the urgent entry's bank is reserved for it; once it hits, the channel is
-            allowed = Const(1) if i == 0 else ~(urgent & (hit[0] | same[i][0]))
+            # the urgent entry's bank is reserved for it; once it hits, only commands
+            # that do not delay its own may issue (DramControllerModel.spares)
+            allowed = Const(1) if i == 0 else \
+                ~(urgent & (same[i][0] | hit[0] & ~self._spares_urgent(st, i, slack)))
             m.d.comb += col_req[i].eq(self._column_candidate(hit[i], older_hit) & ok & allowed)
 
             first = e.valid & ~Cat(*same[i]).any() if i else e.valid
@@ -400,6 +403,59 @@ class DramController(T3Component):
         st.col_win = _first(winners, col_req, "col_win")
         st.row_win = _first(winners, row_req, "row_win")
         st.row_is_act = [~o for o in st.is_open]
+
+    def _group(self, bank: Value) -> Value:
+        """Bank group of a bank index (its high bits)."""
+        return bank[_log2(self._timing.banks_per_group):]
+
+    def _urgent_slack(self, m: Module, st: "_State") -> Signal:
+        """Cycles until the column timing allows the oldest entry (0: now, or a READ
+        without a free return slot): the largest of its bank's, its group's and the
+        channel's timing counters that hold its kind of command back."""
+        e, bank = st.q[0], st.bank[0]
+        group = self._group(bank)
+
+        def at(kind: str, table: list, idx: Value) -> list:
+            # a counter never loaded above 0 is constant 0: no term
+            return [_index([x[kind].cnt for x in table], idx)] if table[0][kind].top else []
+
+        def one(w: _Wait) -> list:
+            return [w.cnt] if w.top else []
+
+        def largest(values: list) -> Value:
+            acc = values[0] if values else Const(0, 1)
+            for v in values[1:]:
+                acc = Mux(v > acc, v, acc)
+            return acc
+
+        ch = st.channel
+        common = [*at("col", st.groups, group), *one(ch["col"])]
+        rd = largest([*at("rd", st.banks, bank), *at("rd", st.groups, group), *one(ch["rd"]),
+                      *common])
+        wr = largest([*at("wr", st.banks, bank), *one(ch["wr"]), *common])
+        waits = [*st.banks[0].values(), *st.groups[0].values(), *ch.values()]
+        slack = Signal(range(max(w.top for w in waits) + 1), name="urgent_slack")
+        m.d.comb += slack.eq(Mux(e.op == Op.READ, Mux(self._slot_free(st, e), rd, 0), wr))
+        return slack
+
+    def _slot_free(self, st: "_State", e) -> Value:
+        """A READ entry ``e`` has its return slot: ``seq - head < return_slots``."""
+        return (e.seq - st.head)[:len(st.head)] < self.return_slots
+
+    def _spares_urgent(self, st: "_State", i: int, slack: Value) -> Value:
+        """Entry ``i``'s column command now would not delay the oldest entry's: every
+        constraint it starts on it (command spacing, bus turnaround) ends within
+        ``slack`` cycles (sim_models.dram.DramControllerModel.spares)."""
+        t, q = self._timing, st.q
+        same_group = self._group(st.bank[i]) == self._group(st.bank[0])
+        i_rd, u_rd = q[i].op == Op.READ, q[0].op == Op.READ
+
+        def fits(cycles: int) -> Value:
+            return Const(cycles) <= slack
+        turnaround = Mux(i_rd, u_rd | fits(t.t_rtw),
+                         ~u_rd | Mux(same_group, fits(t.write_to_read_same),
+                                     fits(t.write_to_read_other)))
+        return fits(t.t_ccd_s) & (~same_group | fits(t.t_ccd_l)) & turnaround
 
     def _issue(self, m: Module, st: "_State", mem: ComputeMemory) -> None:
         """The column command: the picked entry goes to ComputeMemory this cycle."""

@@ -17,9 +17,11 @@ One cycle, all decisions on the state at the start of the cycle (registers):
 2. **Age cap.** The oldest waiting request is *urgent* once it has waited ``age_cap``
    cycles or more since its acceptance. Then no other request of its bank issues a column
    command, its bank may be precharged although other requests hit the open row, its row
-   command goes first whenever its timing allows, and once its row is open it alone may
-   issue a column command. Everything else goes on, so the age cap bounds the wait
-   without serialising the controller.
+   command goes first whenever its timing allows, and once its row is open no other
+   column command may issue that would delay its own (one that starts a spacing or bus
+   turnaround constraint on it lasting beyond the cycle its timing already allows it:
+   :meth:`DramControllerModel.spares`). Everything else goes on, so the age cap bounds
+   the wait without serialising the controller.
 3. **Column command** (RD, WR or UPD; at most one). A bank's candidate is its oldest
    waiting request whose row is open in the bank (a row hit); among the candidates whose
    timing allows the command this cycle, the oldest issues. Same-line requests have the
@@ -189,9 +191,38 @@ class DramControllerModel:
     def _hits(self, e: _Entry) -> bool:
         return self.banks[e.where.bank].open_row == e.where.row
 
+    def urgent_slack(self, e: _Entry, c: int) -> int:
+        """Cycles from ``c`` until the column timing allows ``e`` (0: now); 0 also for a
+        READ without a free return slot (its wait depends on the response sink)."""
+        t, b, g = self.t, self.banks[e.where.bank], e.where.group
+        if e.op == Op.READ and not e.seq - self.head < self.slots:
+            return 0
+        ready = [b.act + (t.t_rcd if e.op == Op.READ else t.t_rcd_wr),
+                 self.bus.col + t.t_ccd_s, self.group_col[g] + t.t_ccd_l, b.upd + t.t_rmw]
+        if e.op == Op.READ:
+            ready += [self.group_wr[g] + t.write_to_read_same, self.bus.wr + t.write_to_read_other]
+        else:
+            ready.append(self.bus.rd + t.t_rtw)
+        return max(0, max(ready) - c)
+
+    def spares(self, e: _Entry, urgent: _Entry, slack: int) -> bool:
+        """Would a column command of ``e`` (another bank) now leave the urgent request's
+        earliest column cycle, ``slack`` cycles away, where it is? Each constraint the
+        command starts on it (command spacing, bus turnaround) must end by then."""
+        t, same_group = self.t, e.where.group == urgent.where.group
+        delays = [t.t_ccd_s] + ([t.t_ccd_l] if same_group else [])
+        if e.op == Op.READ and urgent.op != Op.READ:
+            delays.append(t.t_rtw)
+        elif e.op != Op.READ and urgent.op == Op.READ:
+            delays.append(t.write_to_read_same if same_group else t.write_to_read_other)
+        return max(delays) <= slack
+
     def _pick_column(self, urgent: _Entry | None, c: int) -> _Entry | None:
+        slack = None
         if urgent is not None and self._hits(urgent):
-            return urgent if self.column_ok(urgent, c) else None
+            if self.column_ok(urgent, c):
+                return urgent
+            slack = self.urgent_slack(urgent, c)
         seen: set[int] = set()
         for e in self.waiting:                  # oldest first
             bank = e.where.bank
@@ -199,6 +230,8 @@ class DramControllerModel:
                 continue
             seen.add(bank)                      # the bank's oldest row hit is its candidate
             if urgent is not None and bank == urgent.where.bank:
+                continue
+            if slack is not None and not self.spares(e, urgent, slack):
                 continue
             if self.column_ok(e, c):
                 return e

@@ -65,7 +65,8 @@ def new_seed() -> int:
 
 
 #: situations the random traces must reach (counted over all traces of a setup)
-COVERAGE = ("urgent", "forced_pre", "slot_full", "hit_behind_miss", "same_line")
+COVERAGE = ("urgent", "forced_pre", "slot_full", "hit_behind_miss", "same_line",
+            "spared_by_urgent")
 
 
 class LockstepModel(DramControllerModel):
@@ -87,6 +88,9 @@ class LockstepModel(DramControllerModel):
 
     def _issue_column(self, e, c):
         self.col_position = self.waiting.index(e)
+        u = self.waiting[0]
+        if self.col_position and c - u.accept >= self.t.age_cap and self._hits(u):
+            self.coverage["spared_by_urgent"] += 1   # issued while an urgent hit waits
         older = self.waiting[:self.col_position]
         if any(o.where.bank == e.where.bank and o.where.row != e.where.row for o in older):
             self.coverage["hit_behind_miss"] += 1

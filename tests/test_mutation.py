@@ -71,15 +71,6 @@ def test_a_mutant_using_super_is_refused():
         mutation._overrides(UsesSuper)
 
 
-def test_failed_assertions_reads_the_last_step_of_a_counterexample(tmp_path):
-    trace = tmp_path / "check" / "engine_0" / "trace.vcd"
-    trace.parent.mkdir(parents=True)
-    trace.write_text("$var wire 1 n0 assert_good $end\n$var wire 1 n1 assert_bad $end\n"
-                     "$var wire 1 n2 assert_healed $end\n$var wire 1 n3 other $end\n"
-                     "#0\nb1 n0\nb1 n1\n0n2\nb0 n3\n#5\nb0 n1\n1n2\n")
-    assert mutation.failed_assertions(tmp_path) == {"bad"}
-
-
 def test_one_mutant_end_to_end_is_caught_for_its_reasons():
     """LinkDropsUnderBackpressure: the formal stream rule on ``rx`` and the simulator
     test of backpressure both fail, each for its stated reason (a pytest process with

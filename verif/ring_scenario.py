@@ -52,7 +52,8 @@ from sim_models.trace import device_waves, save_traces, wave_lines
 from sim_models.workload import make_workload
 
 __all__ = ["RingScenario", "prepare", "run_scenario", "MODES", "available_modes",
-           "ScenarioFailure", "output_to", "load_results", "gemm_read_counts"]
+           "ScenarioFailure", "GoldenMismatch", "check_golden_against_fold", "output_to",
+           "load_results", "gemm_read_counts"]
 
 MODES = ("t3", "baseline")
 
@@ -250,14 +251,50 @@ def closed_loop_waves(scn: RingScenario, wl) -> list[list[tuple[int, int]]]:
     return out
 
 
+def check_golden_against_fold(wl, golden) -> None:
+    """Check the golden ring model's memories (``golden``: a sim_models.golden.RingResult of
+    the workload ``wl``) against the independent numpy fold (sim_models.fold): with the
+    fused all-gather every device's output window (lines ``[out_base, limit)``, pad lanes
+    included) equals the fold's all-reduced output, without it each chunk's owner holds the
+    fold's reduced chunk; every line outside the output window is zero. This is the
+    expectation of both modes (the baseline mode is compared with the same memories). One
+    vectorised pass per chunk and device. Raises :class:`GoldenMismatch` naming the first
+    difference (device, line, lane, got, want) and the number of differing lanes."""
+    from sim_models.fold import fold_allreduce
+    g, geo = wl.gemm, wl.geometry
+    ref = geo.to_lines(fold_allreduce(g.dtype, wl.partials, [
+        (c.row_start, c.row_stop, c.col_start, c.col_stop) for c in wl.chunks]))
+    lo, hi = g.out_base, geo.limit
+    for d, mem in enumerate(golden.memories):
+        want = np.zeros_like(mem)
+        held = np.zeros(mem.shape[0], bool)        # the lines whose value is checked
+        held[:lo] = held[hi:] = True
+        for c in wl.chunks:
+            if wl.fuse_allgather or c.owner == d:
+                want[c.base:c.limit] = ref[c.base - lo:c.limit - lo]
+                held[c.base:c.limit] = True
+        bad = np.argwhere((mem != want) & held[:, None])
+        if len(bad):
+            line, lane = (int(x) for x in bad[0])
+            where = "outside the output window" if not lo <= line < hi else "in the output"
+            raise GoldenMismatch(
+                f"golden model vs numpy fold ({'fused' if wl.fuse_allgather else 'no'} "
+                f"all-gather): device {d}: {len(bad)} lanes differ; first at line {line} lane "
+                f"{lane} ({where}): golden {int(mem[line, lane]):#x}, fold "
+                f"{int(want[line, lane]):#x}")
+
+
 def prepare(scn: RingScenario, workdir: str | Path) -> dict[str, Any]:
-    """Write traces, programming, golden memories and expected counts into ``workdir``."""
+    """Write traces, programming, golden memories and expected counts into ``workdir``;
+    first check the golden model against the independent fold
+    (:func:`check_golden_against_fold`: GoldenMismatch, nothing written but the traces)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = scn.config()
     wl = make_workload(cfg, scn.gemm(), fuse_allgather=scn.fuse_allgather)
     save_traces(workdir / "trace", wl)
     golden = run_ring(cfg, wl.programs, wl.traces, seed=scn.seed, gemm=wl.gemm)
+    check_golden_against_fold(wl, golden)
     np.savez(workdir / "golden.npz", **{f"mem{d}": m for d, m in enumerate(golden.memories)},
              **{f"partial{d}": p for d, p in enumerate(wl.partials)})
     lines = [(c.base, c.limit) for c in wl.chunks]
@@ -294,6 +331,12 @@ def prepare(scn: RingScenario, workdir: str | Path) -> dict[str, Any]:
 
 class ScenarioFailure(AssertionError):
     """The ring testbench failed; the message is its first failure (e.g. the mismatch)."""
+
+
+class GoldenMismatch(ScenarioFailure):
+    """The golden model's expected memories disagree with the independent numpy fold
+    (:func:`check_golden_against_fold`): a model bug, found in :func:`prepare` before
+    anything is built or run."""
 
 
 def available_modes() -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """Soak: many seeds of random ring scenarios on the RTL, each checked bit for bit against
 the golden model by the ring testbench (verif/tb_ring.py via verif.ring_scenario).
 
-    python -m verif.soak [--sim verilator] [--seeds 200] [--start 0] [--devices 2,3,4,8]
+    python -m verif.soak [--sim verilator] [--seeds 200] [--start 0] [--devices 2,3,4,5,6,7,8]
 
 Seed ``s`` fully determines its scenario (:func:`draw`) and the testbench's random
 choices, so a failure reproduces with ``python -m verif.soak --seeds 1 --start s``
@@ -14,9 +14,14 @@ register, which the ring testbench writes and reads back in every mode), fused o
 all-gather, and the random stalls on every link and memory handshake during the whole run
 (:data:`STALLS`, drawn last so the other knobs of a seed are those drawn before stalls
 existed)). Hardware knobs select a build (RingScenario.hw_key), so they come
-from a small fixed set of profiles, (devices, dtype) with 8-byte lines and a 16-entry
-tracker, the same builds as verif/test_ring.py; a drawn scenario whose hardware key
-differs from its profile's (e.g. a larger output needs deeper memory) is redrawn.
+from a small fixed set of profiles (:data:`PROFILE_DTYPES`: N = 2..8, every dtype for
+N = 2, 3, 4 and 8, two for N = 5, 6 and 7), each (devices, dtype) with 8-byte lines and a
+16-entry tracker, one build per simulator; a seed draws its N uniformly, then one of that
+N's dtypes. A profile's shape (:func:`profile`) is also the ring tests'
+(verif/test_ring.py ``ring_profile``), so the builds are shared (except N = 2 fp32: the
+ring tests' has the DRAM memory, the soak's the ideal one). A drawn scenario whose
+hardware key differs from its profile's (e.g. a larger output needs deeper memory) is
+redrawn.
 """
 
 from __future__ import annotations
@@ -41,8 +46,17 @@ from verif.ring_scenario import RingScenario, run_scenario
 from verif.runner import BUILD, SIMULATORS
 
 SOAK_DIR = BUILD / "soak"
-DEFAULT_DEVICES = (2, 3, 4, 8)       # the ring test matrix's builds
 DTYPES = tuple(FORMATS)
+#: devices -> the element types the soak draws for that ring size, each pair one build per
+#: simulator (18 in all): every dtype for N = 2, 3, 4 and 8, two for N = 5, 6 and 7 (the
+#: first is the ring tests' build of that N, verif/test_ring.py MATRIX; each dtype runs on
+#: two of the three)
+PROFILE_DTYPES = {2: DTYPES, 3: DTYPES, 4: DTYPES, 5: ("fp16", "fp32"), 6: ("fp32", "bf16"),
+                  7: ("bf16", "fp16"), 8: DTYPES}
+DEFAULT_DEVICES = tuple(PROFILE_DTYPES)     # 2..8: every ring size of the RTL
+#: ring sizes whose profile output (M = 8 N + 4 rows in 8-row WG tiles) splits into uneven
+#: chunks (the first two WG rows, the last a clipped half one); the others have M = 8 N
+UNEVEN_DEVICES = (3, 5, 6, 7)
 LINE_BYTES = 8
 TRACKER_ENTRIES = 16
 MEM_DEPTH_LINES = 256                # fixed memory depth and link FIFO: one build per
@@ -56,9 +70,12 @@ STALLS = (0.0, 0.1, 0.3)
 
 
 def profile(devices: int, dtype: str) -> RingScenario:
-    """The hardware profile of (devices, dtype): verif/test_ring.py's scenario shape, so
-    its hw_key (and build) is the ring tests'."""
-    m = 8 * devices + (4 if devices == 3 else 0)
+    """The hardware profile of (devices, dtype), also verif/test_ring.py's ring shape (so
+    the hw_key, and the build, is shared): M = 8 N (+ 4 for :data:`UNEVEN_DEVICES`) rows by
+    16 columns, K = 8 (elements), 8x8 WG and 4x4 WF tiles, 8-byte lines, 2 CUs, link 10
+    cycles at 0.5 lines per cycle, a 16-entry tracker, and the fixed memory depth (lines),
+    link FIFO and DMA queue depth (entries) below."""
+    m = 8 * devices + (4 if devices in UNEVEN_DEVICES else 0)
     scn = RingScenario(devices=devices, dtype=dtype, m=m, n=16, k=8, wg_tile=(8, 8),
                        wf_tile=(4, 4), line_bytes=LINE_BYTES, cus=2, wg_cycles=8,
                        link_latency=10, link_bw=0.5, tracker_entries=TRACKER_ENTRIES,
@@ -79,11 +96,28 @@ def _valid(scn: RingScenario) -> bool:
         return False
 
 
+def profiles(devices: tuple[int, ...] = DEFAULT_DEVICES,
+             dtypes: tuple[str, ...] = DTYPES) -> dict[int, tuple[str, ...]]:
+    """The profiles a soak of ``devices`` x ``dtypes`` draws from, ``{N: dtypes}``: the
+    pairs of :data:`PROFILE_DTYPES` within both (a size left with no dtype is left out).
+    ConfigError when no pair is left."""
+    out = {n: tuple(d for d in PROFILE_DTYPES.get(n, ()) if d in dtypes) for n in devices}
+    out = {n: ds for n, ds in out.items() if ds}
+    if not out:
+        have = "; ".join(f"{n}: {'/'.join(ds)}" for n, ds in PROFILE_DTYPES.items())
+        raise ConfigError(f"devices={','.join(map(str, devices))} dtypes={','.join(dtypes)}: "
+                          f"no soak profile (the profiles, devices: dtypes: {have})")
+    return out
+
+
 def draw(seed: int, devices: tuple[int, ...] = DEFAULT_DEVICES,
          dtypes: tuple[str, ...] = DTYPES) -> RingScenario:
-    """Seed -> a valid random scenario on one of the fixed hardware profiles."""
+    """Seed -> a valid random scenario on one of the fixed hardware profiles
+    (:func:`profiles`): N uniform among the sizes, then one of that N's dtypes."""
     rng = random.Random(seed)
-    n_dev, dtype = rng.choice(devices), rng.choice(dtypes)
+    avail = profiles(devices, dtypes)
+    n_dev = rng.choice(sorted(avail))
+    dtype = rng.choice(avail[n_dev])
     prof = profile(n_dev, dtype)
     key = prof.hw_key()
     lanes = LINE_BYTES // FORMATS[dtype].bytes
@@ -276,10 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=200, help="number of seeds (default 200)")
     p.add_argument("--start", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--devices", type=_devices, default=DEFAULT_DEVICES,
-                   help="ring sizes to draw from (default 2,3,4,8: the ring tests' builds; "
-                        "each other size costs one more build)")
+                   help="ring sizes to draw from (default 2..8; each (size, dtype) "
+                        "profile is one build)")
     p.add_argument("--dtypes", type=_dtypes, default=DTYPES,
-                   help=f"element types to draw from (default {','.join(DTYPES)})")
+                   help=f"element types to draw from (default {','.join(DTYPES)}; sizes 5, 6 "
+                        "and 7 have two each: " + ", ".join(
+                            f"{n}: {'/'.join(d)}" for n, d in PROFILE_DTYPES.items()
+                            if d != DTYPES) + ")")
     p.add_argument("--timeout", type=float, default=900,
                    help="seconds per seed, build included, before it counts as a hang "
                         "(default 900)")
@@ -289,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.seeds < 1 or a.start < 0:
         p.error("--seeds must be >= 1 and --start >= 0")
+    try:
+        profiles(a.devices, a.dtypes)
+    except ConfigError as e:
+        p.error(f"--devices/--dtypes: {e}")
     if a.child:
         rec = run_seed(a.start, a.sim, a.devices, a.keep, a.out, a.dtypes)
         a.child.write_text(json.dumps(rec))

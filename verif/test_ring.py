@@ -5,43 +5,51 @@ against the independent numpy fold), under Icarus and Verilator.
 Builds are keyed by (devices, dtype, line size, memory depth, ...): every (N, dtype)
 pair below is one build per simulator, reused by its scenarios."""
 
+import dataclasses
+
 import pytest
 
 from verif.conftest import sims
 from verif.csr_driver import arbiter_settings
-from verif.ring_scenario import RingScenario, prepare, run_scenario
+from verif.ring_scenario import GoldenMismatch, RingScenario, prepare, run_scenario
 from verif.runner import SIMULATORS
-from verif.soak import DMA_QUEUE_DEPTH
+from verif.soak import profile
 
-#: (devices, dtype): every N of the issue and every dtype, each pair one build per
-#: simulator (the full cross product is 12 builds per simulator, too slow for the suite;
-#: `make soak` draws the other pairs). The 2-device build has the DRAM memory
-#: (:data:`DRAM_DEVICES`), the others the ideal one.
-MATRIX = [(2, "fp32"), (3, "bf16"), (4, "fp16"), (8, "bf16")]
+#: (devices, dtype): every ring size of the RTL (N = 2..8), each pair one build per
+#: simulator, every dtype on two or three sizes (fp16: 4, 5; bf16: 3, 7, 8; fp32: 2, 6);
+#: the full cross product (21 builds per simulator) is too slow for the suite, `make soak`
+#: draws more pairs. The 2-device build has the DRAM memory (:data:`DRAM_DEVICES`), the
+#: others the ideal one.
+MATRIX = [(2, "fp32"), (3, "bf16"), (4, "fp16"), (5, "fp16"), (6, "fp32"), (7, "bf16"),
+          (8, "bf16")]
 #: rings of this size are built with ``memory="dram"`` (one build serves the DRAM tests)
 DRAM_DEVICES = 2
+#: the RingScenario fields of a hardware profile (verif.soak.profile) that ring_profile gives
+PROFILE_FIELDS = ("devices", "dtype", "m", "n", "k", "wg_tile", "wf_tile", "line_bytes", "cus",
+                  "wg_cycles", "link_latency", "link_bw", "tracker_entries", "mem_depth_lines",
+                  "link_fifo", "dma_queue_depth")
 
 
 def ring_profile(devices: int, dtype: str) -> dict:
-    """The suite's ring of ``devices`` x ``dtype``: 8-byte lines (4 lanes of fp16/bf16, 2
-    of fp32); small tiles so every device has several WF tiles per chunk, edge tiles
-    clipped, chunks uneven for N = 3; fixed hardware sizes so that every scenario of one
-    (devices, dtype) shares one build (other tests reuse it: tests/test_report_parts.py)."""
-    m = 8 * devices + (4 if devices == 3 else 0)
-    return dict(devices=devices, dtype=dtype, m=m, n=16, k=8, wg_tile=(8, 8), wf_tile=(4, 4),
-                line_bytes=8, cus=2, wg_cycles=8, link_latency=10, link_bw=0.5,
-                tracker_entries=16, mem_depth_lines=512 if devices == 8 else 256,
-                link_fifo=128, dma_queue_depth=DMA_QUEUE_DEPTH,
-                memory="dram" if devices == DRAM_DEVICES else "ideal")
+    """The suite's ring of ``devices`` x ``dtype``: the soak's profile (verif.soak.profile:
+    8-byte lines, i.e. 4 lanes of fp16/bf16 and 2 of fp32; small tiles so every device has
+    several WF tiles per chunk, edge tiles clipped, chunks uneven for N = 3, 5, 6, 7; fixed
+    hardware sizes so that every scenario of one (devices, dtype) shares one build, also
+    with the soak and other tests: tests/test_report_parts.py), with the DRAM memory for
+    N = :data:`DRAM_DEVICES`, else the ideal one."""
+    prof = profile(devices, dtype)
+    return {**{f: getattr(prof, f) for f in PROFILE_FIELDS},
+            "memory": "dram" if devices == DRAM_DEVICES else "ideal"}
 
 
 def _scenario(devices: int, dtype: str, **kw) -> RingScenario:
     return RingScenario(**{**ring_profile(devices, dtype), "modes": ("t3",), **kw})
 
 
-#: (devices, simulator) of MATRIX run by `make test-slow` only: the 8-device ring's
-#: Verilator build is the suite's largest C++ compile (minutes); its Icarus case stays
-SLOW_CASES = {(8, "verilator")}
+#: (devices, simulator) of MATRIX run by `make test-slow` only: the Verilator builds of
+#: the 5- to 8-device rings are the suite's largest C++ compiles (minutes each); their
+#: Icarus cases stay
+SLOW_CASES = {(n, "verilator") for n in (5, 6, 7, 8)}
 
 
 def _matrix_params():
@@ -200,3 +208,92 @@ def test_random_stalls_during_the_run(sim, devices, dtype, tmp_path):
     print(f"n{devices}-{dtype}: t3 cycles {ref['cycles']} -> {res['t3']['cycles']} with stalls; "
           f"held per device: links {[d['link_stall_cycles'] for d in res['t3']['devices']]}, "
           f"memories {[d['mem_stall_cycles'] for d in res['t3']['devices']]}")
+
+
+#: the fields of a mode's result that depend on the design only (cycles and every counter
+#: per device), not on the simulator or the testbench's wall clock
+SIM_INDEPENDENT = ("cycles", "devices", "sim_cycles_total", "gemm_cycles", "step_end_cycles",
+                   "lines_checked")
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("devices,dtype", STALL_BUILDS, ids=[f"n{n}-{d}" for n, d in STALL_BUILDS])
+def test_same_cycles_on_both_simulators(devices, dtype, tmp_path):
+    """One scenario (random stalls 0.3 on every link and memory handshake, producer jitter,
+    readback backpressure, both modes) under Icarus and Verilator, on the builds of the
+    stall test (same hw_key: no new build): the same cycles and the same value of every
+    counter of every device, per mode. Icarus once left combinational logic at X and ran
+    the 2-device DRAM ring in 734 cycles against Verilator's 814 (docs/simulation.md)."""
+    scn = _scenario(devices, dtype, seed=33, stall=0.3, jitter=4, backpressure=0.3,
+                    modes=("t3", "baseline"))
+    assert scn.hw_key() == _scenario(devices, dtype).hw_key(), "must reuse the suite's build"
+    res = {sim: run_scenario(scn, sim=sim, workdir=tmp_path / sim) for sim in SIMULATORS}
+    ica, ver = (res[s] for s in SIMULATORS)
+    for mode in scn.modes:
+        a = {k: ica[mode][k] for k in SIM_INDEPENDENT if k in ica[mode]}
+        b = {k: ver[mode][k] for k in SIM_INDEPENDENT if k in ver[mode]}
+        assert a.keys() == b.keys() and {"cycles", "devices"} <= a.keys(), (mode, a.keys())
+        assert a["cycles"] == b["cycles"], (mode, a["cycles"], b["cycles"])
+        for d, (x, y) in enumerate(zip(a["devices"], b["devices"], strict=True)):
+            diff = {k: (x[k], y.get(k)) for k in x if x[k] != y.get(k)}
+            assert not diff and x.keys() == y.keys(), \
+                f"{mode}: device {d}: counters differ ({'/'.join(SIMULATORS)}): {diff}"
+        assert a == b, mode
+        # the stalls acted (else this would compare two calm runs)
+        assert all(dev["link_stall_cycles"] > 0 for dev in a["devices"]), mode
+    print(f"n{devices}-{dtype}: " + ", ".join(f"{m} {ica[m]['cycles']} cycles" for m in scn.modes)
+          + f" on both {' and '.join(SIMULATORS)}")
+
+
+@pytest.mark.parametrize("devices,dtype", MATRIX, ids=[f"n{n}-{d}" for n, d in MATRIX])
+def test_prepare_checks_the_golden_model_against_the_fold(devices, dtype, tmp_path, monkeypatch):
+    """Issue #18: prepare() compares the golden model's memories with the independent numpy
+    fold, for every suite ring with the fused all-gather and with the reduce-scatter only:
+    the true model passes; one flipped bit in a device's output (the owner's reduced chunk,
+    a gathered copy) or a stray write outside the output window raises GoldenMismatch
+    naming the device and line, and prepare writes no expect.json. No simulator."""
+    import numpy as np
+    import verif.ring_scenario as rs
+    from sim_models.workload import make_workload
+    for fuse in (True, False):
+        scn = _scenario(devices, dtype, fuse_allgather=fuse,
+                        modes=("t3", "baseline") if fuse else ("t3",))
+        expect = prepare(scn, tmp_path / f"true-{fuse}")               # the real model passes
+        cfg = scn.config()
+        wl = make_workload(cfg, scn.gemm(), fuse_allgather=fuse)
+        golden = rs.run_ring(cfg, wl.programs, wl.traces, seed=scn.seed, gemm=wl.gemm)
+        saved = np.load(tmp_path / f"true-{fuse}" / "golden.npz")
+        assert all(np.array_equal(saved[f"mem{d}"], m) for d, m in enumerate(golden.memories))
+        lo, hi = expect["out_lines"]
+        last = expect["chunks"][-1]                    # chunk N-1, owned by device N-1
+        assert last["owner"] == devices - 1 and lo <= last["base"] < last["limit"] <= hi
+        cases = {"the owner's reduced chunk": (devices - 1, last["base"])}
+        if fuse:
+            cases["a gathered copy"] = (0, last["limit"] - 1)
+        depth = cfg.mem_depth_lines
+        if hi < depth or lo > 0:
+            cases["outside the output window"] = (1, hi if hi < depth else lo - 1)
+        for what, (dev, line) in cases.items():
+            mems = [m.copy() for m in golden.memories]
+            mems[dev][line, 0] ^= 1
+            bad = dataclasses.replace(golden, memories=mems)
+            with pytest.raises(GoldenMismatch, match=rf"device {dev}: 1 lanes differ; first at "
+                                                     rf"line {line} lane 0"):
+                rs.check_golden_against_fold(wl, bad)
+        # the same through prepare(): its golden model's result corrupted
+        dev, line = cases["the owner's reduced chunk"]
+
+        def corrupted(*a, real=rs.run_ring, **kw):
+            res = real(*a, **kw)
+            res.memories[dev][line, 0] ^= 1
+            return res
+        with monkeypatch.context() as mp:
+            mp.setattr(rs, "run_ring", corrupted)
+            work = tmp_path / f"bad-{fuse}"
+            with pytest.raises(GoldenMismatch, match=rf"device {dev}: 1 lanes differ"):
+                prepare(scn, work)
+            assert not (work / "expect.json").exists()
+    # without the all-gather, a non-owner's copy of a chunk is no output: not checked
+    mems = [m.copy() for m in golden.memories]
+    mems[0][last["base"], 0] ^= 1
+    rs.check_golden_against_fold(wl, dataclasses.replace(golden, memories=mems))

@@ -75,7 +75,7 @@ __all__ = ["Service", "service", "capacity", "share", "timeline", "Prediction", 
 #: the ground truth, whose GEMM read latency confirms the closed-loop law, e.g. 85 ->
 #: 668 cycles at intensity 0.3 (d30-ru-p109): docs "Contention"); u is capped at
 #: RR_U_MAX, beyond which the capacity split rules
-RR_WAIT = 700.0
+RR_WAIT = 650.0
 RR_U_MAX = 0.9
 #: the GEMM's closed-loop population per channel: 80 CUs x one 128-byte L2 line
 #: (4 lines of 32 B) in flight each, as contention_sim.paper_like
@@ -96,8 +96,12 @@ GEMM_OUTSTANDING_LINES = 80 * LINES_PER_FETCH
 #: tRCD + 2 = 15 at least, plus the queue ahead; a tile burst of UPDATEs: 4 per bank,
 #: t_rmw each). A posted sequential GEMM write (a row hit) holds its entry for its
 #: service time (derived, not fitted).
+#: Refitted 2026-12-03 (RR_RUN_PURE 2.0 -> 2.5, RR_WAIT 700 -> 650) on the ground truth
+#: re-measured after the controller's urgent-rule fix (docs/memory.md "Scheduling"),
+#: under which a one-way communication stream keeps issuing while an urgent GEMM
+#: read waits for its turnaround.
 RR_RUN = 3.0
-RR_RUN_PURE = 2.0
+RR_RUN_PURE = 2.5
 GEMM_RESIDENCE = 30.0
 COMM_RESIDENCE = 40.0
 #: the controller queue's entries (the harness's ContentionScenario.queue_depth and the

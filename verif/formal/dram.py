@@ -15,8 +15,9 @@ harness reads the controller's registers through ``dut._state``.
 
 Checks (:data:`PROOFS`):
 
-* ``dram_order`` (k-induction, depth 4: an unbounded proof): a column command never
-  issues while an older waiting request has the same line address, so the memory
+* ``dram_order`` (k-induction, depth 7: an unbounded proof; 7 so that its cover
+  ``dram_cover_order`` is reached within it): a column command never issues while an
+  older waiting request has the same line address (``same_line_order``), so the memory
   contents are those of the in-order model; with the table's shape (the valid entries
   are the first ``count``) as the inductive strengthening;
 * ``dram_no_refusal`` (BMC, 30 cycles): ``error`` stays 0 -- ComputeMemory takes every
@@ -34,8 +35,9 @@ Checks (:data:`PROOFS`):
   The depth covers requests accepted in the first 3 cycles only (the solver stalls one
   step further); the lemma above and tests/test_dram_bounds.py (long adversarial runs
   of the cycle model) carry the rest.
-* ``dram_cover``: a column command from the youngest position, a request served after
-  waiting twice the age cap, an urgent request served late.
+* ``dram_cover_order``: a column command from the youngest position (depth 7);
+  ``dram_cover``: a request served after waiting twice the age cap, an urgent request
+  served late (depth 24, within the bounds' depths).
 
 Both bounded checks use the controller with its ComputeMemory stubbed out
 (``stub_memory``): the schedule never looks at the memory. Unbounded proofs of the two
@@ -45,12 +47,14 @@ tens of minutes.
 
 Mutants (broken variants of hw.dram.DramController's design decisions): no age cap (the
 bound fails: a stream of row hits starves an older row miss), any row hit as its bank's
-candidate (same-line order fails). Each must FAIL.
+candidate (same-line order fails), the memory built with a deeper ALU than the schedule
+assumes (``no_refusal`` fails). Each must FAIL, at its proof's mode and depth, with that
+assertion violated.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Const, Cover, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import Assert, Assume, Cat, Const, Cover, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
@@ -63,7 +67,8 @@ from hw.nmc import ComputeMemory
 from .mutants import mutant
 from .streams import TINY, prop
 
-__all__ = ["CFG", "TIMING", "DramHarness", "PROOFS", "MUTANTS", "SUITE_SKIP",
+__all__ = ["CFG", "TIMING", "DramHarness", "PROOFS", "MUTANTS", "SUITE_SKIP", "COVERS",
+           "ControllerMemoryDeeperAlu",
            "ControllerWithoutAgeCap", "ControllerAnyRowHit"]
 
 CFG = TINY.replace(fp_adder_stages=2, mem_queue_depth=4)
@@ -113,6 +118,17 @@ class ControllerAnyRowHit(DramController):
         return hit
 
 
+@mutant
+class ControllerMemoryDeeperAlu(DramController):
+    """The storage behind the schedule is built with an ALU one stage deeper than the
+    configuration the schedule's timing (``t_rmw``, the READ return) is derived from: an
+    UPDATE is still in flight when the schedule issues the next one, a READ's data comes
+    late. Caught by ``dram_mutant_deeper_alu`` (``no_refusal``)."""
+
+    def _memory(self):
+        return ComputeMemory(cfg=self.cfg.replace(fp_adder_stages=self.cfg.fp_adder_stages + 1))
+
+
 class DramHarness(wiring.Component):
     """The controller with free inputs, its properties and covers (module doc)."""
 
@@ -156,12 +172,13 @@ class DramHarness(wiring.Component):
     def _order(self, m: Module, dut, st) -> None:
         """same_line_order, and the table's shape the proof leans on."""
         q = st.q
+        valid_ok, order_ok = [], []
         for k in range(len(q)):
-            with m.If(dut.issue.valid & (dut.issue.position == k)):
-                prop(m, Assert, q[k].valid, f"issue_valid_{k}")
-                for j in range(k):
-                    prop(m, Assert, ~(q[j].valid & (q[j].addr == q[k].addr)),
-                         f"same_line_order_{k}_{j}")
+            at_k = dut.issue.valid & (dut.issue.position == k)
+            valid_ok.append(~at_k | q[k].valid)
+            order_ok += [~(at_k & q[j].valid & (q[j].addr == q[k].addr)) for j in range(k)]
+        prop(m, Assert, Cat(*valid_ok).all(), "issue_valid")
+        prop(m, Assert, Cat(*order_ok).all(), "same_line_order")
         self._table_shape(m, st)
         prop(m, Cover, dut.issue.valid & (dut.issue.position == len(q) - 1), "issue_youngest")
 
@@ -211,22 +228,34 @@ class DramHarness(wiring.Component):
 
 #: (name, harness factory, mode, depth)
 PROOFS = [
-    ("dram_order", lambda: DramHarness(checks=("order",)), "prove", 4),
+    # depth 7: its cover (a column command from the youngest position) is reached at step 6
+    ("dram_order", lambda: DramHarness(checks=("order",)), "prove", 7),
+    ("dram_cover_order", lambda: DramHarness(checks=("order",)), "cover", 7),
     ("dram_no_refusal", lambda: DramHarness(checks=("refusal",)), "bmc", 30),
     ("dram_urgent_service", lambda: DramHarness(checks=("urgent",), always_ready=True,
                                                 stub_memory=True), "bmc", URGENT_DEPTH),
     ("dram_starvation", lambda: DramHarness(checks=("starvation",), always_ready=True,
                                             stub_memory=True), "bmc", STARVATION_DEPTH),
-    ("dram_cover", lambda: DramHarness(always_ready=True), "cover", 24),
+    # the two bounds' covers, within the shallower bound's depth
+    ("dram_cover", lambda: DramHarness(checks=("urgent", "starvation"), always_ready=True,
+                                       stub_memory=True), "cover", 24),
 ]
 
-#: deliberately broken variants that must FAIL
+#: cover -> the check it shows non-vacuous (the cover's depth is no greater)
+COVERS = {"dram_cover_order": "dram_order", "dram_cover": "dram_urgent_service"}
+
+#: deliberately broken variants: (name, harness factory, the proof it breaks -- its mode
+#: and depth --, the assertion that must fail)
 MUTANTS = [
     ("dram_mutant_any_hit", lambda: DramHarness(controller_cls=ControllerAnyRowHit,
-                                                checks=("order",)), "bmc", 16),
+                                                checks=("order",)), "dram_order",
+     "same_line_order"),
     ("dram_mutant_no_age_cap",
      lambda: DramHarness(controller_cls=ControllerWithoutAgeCap, checks=("starvation",),
-                         always_ready=True, stub_memory=True), "bmc", BOUND + 8),
+                         always_ready=True, stub_memory=True), "dram_starvation", "starvation"),
+    ("dram_mutant_deeper_alu",
+     lambda: DramHarness(controller_cls=ControllerMemoryDeeperAlu, checks=("refusal",)),
+     "dram_no_refusal", "no_refusal"),
 ]
 
 #: minutes of solver time: `make formal` / T3_FORMAL_ALL=1 only

@@ -25,10 +25,11 @@ from hw.dram import DramController
 from hw.env.link import LinkModel
 from hw.merge import StreamMerge
 from hw.nmc import ComputeMemory
-from hw.tracker import TrackerTable
+from hw.tracker import FIRE_SLOTS, TrackerTable
 
 __all__ = ["mutant", "MUTANT_CLASSES",
            "TrackerFiresEarly", "TrackerLosesSpill", "TrackerIgnoresFireSlots",
+           "TrackerFireSlotCompareInverted",
            "ArbiterWithoutHold", "ArbiterWithoutStarvationGuard",
            "MemoryWithoutHazardCheck", "MemoryWithoutStoreForwarding", "MemoryWithoutSnoop",
            "DmaWrongDestination", "AddrMapWrongRemoteBase", "MergeDropsGrant",
@@ -90,6 +91,17 @@ class TrackerIgnoresFireSlots(TrackerTable):
 
     def _fire_slot_free(self, reserved):
         return Const(1)
+
+
+@mutant
+class TrackerFireSlotCompareInverted(TrackerTable):
+    """The fire-slot test inverted: a tracked head is granted only when no slot is free,
+    so with the fire queue drained no tracked request ever leaves its lane (the
+    producer's stores stall for ever). Caught by the harness's ``progress``
+    (``tracker_mutant_no_progress``)."""
+
+    def _fire_slot_free(self, reserved):
+        return reserved >= FIRE_SLOTS
 
 
 # ---- memory-controller arbiter --------------------------------------------------------

@@ -15,7 +15,8 @@ walks it for ``amaranth.lib.stream`` interfaces and
 Nothing else is constrained: ready of an output and valid/payload of an input are free
 within the rules. :class:`StallGlitch` is the deliberately broken variant: it wraps a
 block and, on one output stream, drops ``valid`` (or flips a payload bit) in the second
-cycle of a stall; :data:`MUTANTS` shows the harness catching it on three blocks.
+cycle of a stall; :data:`MUTANTS` shows the harness catching it on three blocks, and
+two design-method mutants (verif/formal/mutants.py) breaking a rule.
 
 Reduced configuration (:data:`TINY`): 2 lanes of fp16 (line 4 B), 16 lines, 2 tracker
 entries, 2-bit counts, 1-bit WF indices, 1 region, queues of 2.
@@ -33,7 +34,8 @@ from amaranth.lib.wiring import Flow
 from contract.spec import T3Config
 
 __all__ = ["TINY", "stream_ports", "plain_inputs", "prop", "stream_rule", "pass_through",
-           "block_rules", "StreamRulesHarness", "StallGlitch", "PROOFS", "MUTANTS", "SUITE_SKIP"]
+           "block_rules", "StreamRulesHarness", "StallGlitch", "PROOFS", "MUTANTS", "SUITE_SKIP",
+           "COVERS"]
 
 #: the reduced configuration every harness of this package builds its blocks with
 TINY = T3Config(dtype="fp16", line_bytes=4, mem_depth_lines=16, tracker_entries=2,
@@ -227,21 +229,22 @@ def _blocks():
         "addrmap": (lambda: AddressMap(cfg=cfg), ("regions",), None, "prove", 4),
         # with `clear_history` free: a pulse while a refire head is stalled once made
         # `mem.valid` drop (fixed in hw/tracker.py: refire_hold)
+        # depth 8: the cover of a two-cycle `fire` stall is reached at step 7
         "tracker": (lambda: TrackerTable(cfg=cfg, history=2), ("regions",) + arb, None,
-                    "prove", 6),
+                    "prove", 8),
         "dma": (lambda: DmaEngine(cfg=cfg), ("regions",), None, "bmc", 20),
         "nmc": (lambda: ComputeMemory(cfg=cfg), (), None, "bmc", 20),
-        "merge": (lambda: StreamMerge(payload_shape=4, n=3), (), None, "prove", 4),
-        "link": (lambda: LinkModel(payload_shape=link_packet(cfg), depth=2, latency_bits=3,
-                                   credit_bits=3),
+        "merge": (lambda cls=StreamMerge: cls(payload_shape=4, n=3), (), None, "prove", 4),
+        "link": (lambda cls=LinkModel: cls(payload_shape=link_packet(cfg), depth=2,
+                                           latency_bits=3, credit_bits=3),
                  ("latency", "num", "den"), _link_contract, "bmc", 24),
-        "csr": (lambda: Csr(cfg=cfg), (), None, "prove", 4),
+        "csr": (lambda: Csr(cfg=cfg), (), None, "prove", 5),     # cover reached at step 4
         # the test environment's random stall gate (hw/env/stall.py): a stall may delay
         # an offer, never withdraw one
         "stall": (lambda: StreamStall(payload_shape=4, index=0), (), None, "prove", 4),
         # CSR bus free (CTRL, CMD, regions, kicks at any time): the REMOTE packet's `dest`
         # once followed CTRL combinationally while stalled (fixed in hw/addrmap.py)
-        "track_trigger": (lambda: TrackTrigger(cfg=cfg), (), None, "bmc", 10),
+        "track_trigger": (lambda: TrackTrigger(cfg=cfg), (), None, "bmc", 11),  # cover: step 10
     }
 
 
@@ -252,38 +255,58 @@ def block_rules(block: str):
     return stable, contract
 
 
-def _harness(block: str, wrap=None):
+def _harness(block: str, wrap=None, cls=None):
+    """Factory of the stream harness of ``block``: the block wrapped by ``wrap`` (e.g. a
+    StallGlitch), or built as ``cls`` (a broken subclass; the block's factory takes it)."""
     def build():
         factory, stable, contract, _, _ = _blocks()[block]
-        f = factory if wrap is None else (lambda: wrap(factory()))
-        return StreamRulesHarness(f, stable=stable, contract=contract)
+        f = factory if cls is None else (lambda: factory(cls))
+        g = f if wrap is None else (lambda: wrap(f()))
+        return StreamRulesHarness(g, stable=stable, contract=contract)
     return build
 
 
 def _proofs():
     proofs = [(f"streams_{name}", _harness(name), mode, depth)
               for name, (_, _, _, mode, depth) in _blocks().items()]
-    # not vacuous: a two-cycle stall of every output stream is reachable
-    covers = [(f"streams_cover_{name}", _harness(name), "cover", COVER_DEPTH)
-              for name in _blocks()]
+    # not vacuous: a two-cycle stall of every output stream is reachable, within the
+    # depth of the block's check
+    covers = [(f"streams_cover_{name}", _harness(name), "cover", depth)
+              for name, (_, _, _, _, depth) in _blocks().items()]
     return proofs + covers
 
-
-COVER_DEPTH = 12
 
 #: (name, harness factory, mode, depth)
 PROOFS = _proofs()
 
-#: `make formal` only: the stall covers (non-vacuity), and the whole unit deeper
-SUITE_SKIP = {p[0] for p in PROOFS if p[0].startswith("streams_cover_")} | {"streams_track_trigger_deep"}
+#: cover -> the check it shows non-vacuous (the cover's depth is no greater)
+COVERS = {f"streams_cover_{name}": f"streams_{name}" for name in _blocks()}
+
+#: `make formal` only: the whole unit deeper
+SUITE_SKIP = {"streams_track_trigger_deep"}
 PROOFS.append(("streams_track_trigger_deep", _harness("track_trigger"), "bmc", 16))
 
-#: broken variants that must FAIL: a stalled output that drops valid / changes payload
-MUTANTS = [
-    ("streams_mutant_merge_drop", _harness("merge", lambda d: StallGlitch(d, "o", "drop")),
-     "bmc", 4),
-    ("streams_mutant_nmc_payload", _harness("nmc", lambda d: StallGlitch(d, "resp", "payload")),
-     "bmc", 8),
-    ("streams_mutant_tracker_drop", _harness("tracker", lambda d: StallGlitch(d, "mem", "drop")),
-     "bmc", 8),
-]
+
+def _mutants():
+    """Broken variants that must FAIL the block's stream check, at its mode and depth:
+    a stalled output that drops valid / changes payload (StallGlitch), and the
+    design-method mutants of verif/formal/mutants.py that break a stream rule."""
+    from .mutants import LinkDropsUnderBackpressure, MergeDropsGrant
+    return [
+        ("streams_mutant_merge_drop", _harness("merge", lambda d: StallGlitch(d, "o", "drop")),
+         "streams_merge", "rule_o"),
+        ("streams_mutant_nmc_payload",
+         _harness("nmc", lambda d: StallGlitch(d, "resp", "payload")), "streams_nmc",
+         "rule_resp"),
+        ("streams_mutant_tracker_drop",
+         _harness("tracker", lambda d: StallGlitch(d, "mem", "drop")), "streams_tracker",
+         "rule_mem"),
+        ("streams_mutant_merge_grant", _harness("merge", cls=MergeDropsGrant), "streams_merge",
+         "rule_o"),
+        ("streams_mutant_link_drop", _harness("link", cls=LinkDropsUnderBackpressure),
+         "streams_link", "rule_rx"),
+    ]
+
+
+#: (name, harness factory, the proof it breaks, the assertion that must fail)
+MUTANTS = _mutants()
