@@ -162,19 +162,23 @@ class DramControllerModel:
         return len(self.waiting)
 
     # ---- timing rules ------------------------------------------------------------------
-    def column_ok(self, e: _Entry, c: int) -> bool:
+    def column_ready(self, e: _Entry) -> int:
+        """The first cycle the column timing allows ``e``'s command (its return slot aside)."""
         t, b, g = self.t, self.banks[e.where.bank], e.where.group
-        if c < b.act + (t.t_rcd if e.op == Op.READ else t.t_rcd_wr):
-            return False
-        if c < self.bus.col + t.t_ccd_s or c < self.group_col[g] + t.t_ccd_l:
-            return False
-        if c < b.upd + t.t_rmw:
-            return False
+        ready = [b.act + (t.t_rcd if e.op == Op.READ else t.t_rcd_wr),
+                 self.bus.col + t.t_ccd_s, self.group_col[g] + t.t_ccd_l, b.upd + t.t_rmw]
         if e.op == Op.READ:
-            return e.seq - self.head < self.slots \
-                and c >= self.group_wr[g] + t.write_to_read_same \
-                and c >= self.bus.wr + t.write_to_read_other
-        return c >= self.bus.rd + t.t_rtw
+            ready += [self.group_wr[g] + t.write_to_read_same, self.bus.wr + t.write_to_read_other]
+        else:
+            ready.append(self.bus.rd + t.t_rtw)
+        return max(ready)
+
+    def slot_free(self, e: _Entry) -> bool:
+        """A READ has its return slot (``seq - head < return_slots``); others need none."""
+        return e.op != Op.READ or e.seq - self.head < self.slots
+
+    def column_ok(self, e: _Entry, c: int) -> bool:
+        return self.slot_free(e) and c >= self.column_ready(e)
 
     def precharge_ok(self, bank: int, c: int) -> bool:
         t, b = self.t, self.banks[bank]
@@ -194,16 +198,7 @@ class DramControllerModel:
     def urgent_slack(self, e: _Entry, c: int) -> int:
         """Cycles from ``c`` until the column timing allows ``e`` (0: now); 0 also for a
         READ without a free return slot (its wait depends on the response sink)."""
-        t, b, g = self.t, self.banks[e.where.bank], e.where.group
-        if e.op == Op.READ and not e.seq - self.head < self.slots:
-            return 0
-        ready = [b.act + (t.t_rcd if e.op == Op.READ else t.t_rcd_wr),
-                 self.bus.col + t.t_ccd_s, self.group_col[g] + t.t_ccd_l, b.upd + t.t_rmw]
-        if e.op == Op.READ:
-            ready += [self.group_wr[g] + t.write_to_read_same, self.bus.wr + t.write_to_read_other]
-        else:
-            ready.append(self.bus.rd + t.t_rtw)
-        return max(0, max(ready) - c)
+        return max(0, self.column_ready(e) - c) if self.slot_free(e) else 0
 
     def spares(self, e: _Entry, urgent: _Entry, slack: int) -> bool:
         """Would a column command of ``e`` (another bank) now leave the urgent request's
